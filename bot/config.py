@@ -1,0 +1,150 @@
+"""Configuration: environment variables `GRIDBOT_*`, or the same keys in lower case in `gridbot.toml`.
+
+The environment wins over the file so that an operator can override one value without editing it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"s": 1, "": 60, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """'15m', '2h', '90s', '1d'; a bare number means minutes."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 15m, 2h)")
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_clock(text: str) -> time:
+    hh, _, mm = text.strip().partition(":")
+    return time(int(hh), int(mm or 0))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///gridbot.db"
+    redis_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    wecom_corp_id: str | None = None
+    wecom_agent_id: str | None = None
+    wecom_secret: str | None = None
+    wecom_token: str | None = None
+    wecom_aes_key: str | None = None
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wecom_aibot_token: str | None = None
+    wecom_aibot_aes_key: str | None = None
+    bridge_secret: str | None = None
+    bridge_send_url: str | None = None
+    daily_prompt_at: str = "08:00"
+    progress_at: str = "12:00"
+    quarantine_reminders: str = "08:00,14:00"
+    quarantine_days: int = 14
+    followup_after: str = "2h"
+    missed_after: str = "4h"
+    escalate_after: str = "15m,30m"
+    ledger_at: str = "21:00"
+    fever_at: float = 37.3
+    # How late a scheduled slot missed while the server was down may still be sent.
+    grace: str = "1h"
+    # Bridge sends per minute: ordinary WeChat bans chatty accounts.
+    bridge_rate: int = 20
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # -- derived values, parsed once so a bad value fails at start-up, not at 08:00 --
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def reminder_times(self) -> list[time]:
+        return [parse_clock(t) for t in self.quarantine_reminders.split(",") if t.strip()]
+
+    @property
+    def escalate_steps(self) -> list[timedelta]:
+        return [parse_duration(t) for t in self.escalate_after.split(",") if t.strip()]
+
+    @property
+    def followup_delta(self) -> timedelta:
+        return parse_duration(self.followup_after)
+
+    @property
+    def missed_delta(self) -> timedelta:
+        return parse_duration(self.missed_after)
+
+    @property
+    def grace_delta(self) -> timedelta:
+        return parse_duration(self.grace)
+
+    @property
+    def wecom_enabled(self) -> bool:
+        return bool(self.wecom_corp_id and self.wecom_secret and self.wecom_token and self.wecom_aes_key)
+
+    @property
+    def aibot_enabled(self) -> bool:
+        return bool(self.wecom_aibot_token and self.wecom_aibot_aes_key)
+
+    @property
+    def bridge_enabled(self) -> bool:
+        return bool(self.bridge_secret)
+
+    def validate(self) -> Settings:
+        try:
+            self.tz  # noqa: B018 - raises on an unknown zone
+            for t in (self.daily_prompt_at, self.progress_at, self.ledger_at):
+                parse_clock(t)
+            self.reminder_times  # noqa: B018
+            self.escalate_steps  # noqa: B018
+            self.followup_delta  # noqa: B018
+            self.missed_delta  # noqa: B018
+            self.grace_delta  # noqa: B018
+        except Exception as exc:  # noqa: BLE001 - re-raised with context
+            raise ConfigError(f"bad configuration: {exc}") from exc
+        return self
+
+
+def load_settings(env: dict[str, str] | None = None, toml_path: str | Path | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    path = Path(toml_path or env.get("GRIDBOT_CONFIG", "gridbot.toml"))
+    if path.is_file():
+        with path.open("rb") as f:
+            values.update({k.lower(): v for k, v in tomllib.load(f).items()})
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    for name in known:
+        key = "GRIDBOT_" + name.upper()
+        if key in env and env[key] != "":
+            values[name] = env[key]
+    kwargs: dict[str, object] = {}
+    for name, value in values.items():
+        if name not in known:
+            continue
+        default = known[name].default
+        try:
+            if isinstance(default, bool):
+                value = str(value).lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                value = int(value)
+            elif isinstance(default, float):
+                value = float(value)
+            elif value is not None:
+                value = str(value)
+        except ValueError as exc:
+            raise ConfigError(f"GRIDBOT_{name.upper()}: {exc}") from exc
+        kwargs[name] = value
+    return Settings(**kwargs).validate()

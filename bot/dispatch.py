@@ -1,0 +1,135 @@
+"""Routers and the dispatcher: which handler answers a message.
+
+As in aiogram, each capability module in `handlers/` exports a `router`; the dispatcher includes
+them in a fixed order and the first handler whose filter accepts the context handles it. A handler
+takes the `Context`, changes stored facts through `ctx.session`, and *returns* the messages to send
+(it never does HTTP); the pipeline writes them to the outbox in the same transaction.
+
+A filter returns False to pass, True to accept, or a dict of values to put in `ctx.data`
+(parsed command arguments, say). A handler may return `NOT_HANDLED` to let later handlers try.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.model import Inbound, Outbound
+
+if TYPE_CHECKING:  # avoid importing the parser (and jieba) for type checks only
+    from nlp import ParseResult
+    from storage.models import Building, Household, Resident, Staff
+
+
+class UserError(Exception):
+    """An expected, user-facing failure: its message is sent back to the sender as it is."""
+
+
+class _NotHandled:
+    def __repr__(self) -> str:
+        return "NOT_HANDLED"
+
+
+NOT_HANDLED: Any = _NotHandled()
+
+
+@dataclass
+class Context:
+    """Everything a handler may use for one message (or timer event)."""
+
+    session: AsyncSession
+    settings: Settings
+    clock: Clock
+    inbound: Inbound
+    inbound_id: int | None = None
+    resident: Resident | None = None
+    staff: Staff | None = None
+    household: Household | None = None
+    building: Building | None = None  # the building whose group the message came from
+    parsed: ParseResult | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @property
+    def text(self) -> str:
+        return self.inbound.text
+
+    def reply(self, text: str, **kw: Any) -> Outbound:
+        """A private reply to the sender on the channel they wrote on."""
+        return Outbound(channel=self.inbound.channel, to_user=self.inbound.sender_id, text=text,
+                        reply_to=self.inbound.reply_to, **kw)
+
+    def reply_in_chat(self, text: str, **kw: Any) -> Outbound:
+        """A reply where the message came from: the group, or the private chat."""
+        if self.inbound.chat_id:
+            return Outbound(channel=self.inbound.channel, to_chat=self.inbound.chat_id, text=text,
+                            reply_to=self.inbound.reply_to, **kw)
+        return self.reply(text, **kw)
+
+
+Result = Sequence[Outbound] | None
+Handler = Callable[[Context], Awaitable[Result]]
+Filter = Callable[[Context], "bool | dict[str, Any]"]
+
+
+@dataclass
+class _Route:
+    handler: Handler
+    filters: tuple[Filter, ...]
+
+
+class Router:
+    def __init__(self, name: str):
+        self.name = name
+        self.routes: list[_Route] = []
+
+    def message(self, *filters: Filter) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(_Route(handler, filters))
+            return handler
+
+        return register
+
+
+class Dispatcher:
+    def __init__(self, routers: Sequence[Router] = ()):
+        self.routers: list[Router] = []
+        for r in routers:
+            self.include(r)
+
+    def include(self, router: Router) -> None:
+        self.routers.append(router)
+
+    async def feed(self, ctx: Context) -> list[Outbound]:
+        """Runs the first handler that accepts the context; a UserError becomes a reply."""
+        for router in self.routers:
+            for route in router.routes:
+                data: dict[str, Any] = {}
+                accepted = True
+                for f in route.filters:
+                    got = f(ctx)
+                    if not got:
+                        accepted = False
+                        break
+                    if isinstance(got, dict):
+                        data.update(got)
+                if not accepted:
+                    continue
+                ctx.data = data
+                try:
+                    out = await route.handler(ctx)
+                except UserError as exc:
+                    return [ctx.reply(str(exc))]
+                if out is NOT_HANDLED:
+                    continue
+                return list(out or [])
+        return []

@@ -1,0 +1,45 @@
+"""Writing to the outbox, inside the caller's transaction, so facts and messages commit together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.model import Outbound
+from storage.models import OutboundMessage
+
+
+async def enqueue(
+    session: AsyncSession,
+    messages: Iterable[Outbound],
+    now: datetime,
+    inbound_id: int | None = None,
+    notice_id: int | None = None,
+) -> list[OutboundMessage]:
+    """Adds the messages to the outbox; one whose dedup_key is already there is skipped.
+
+    Returns the rows added. The caller's transaction commits them with the facts that caused them.
+    """
+    messages = list(messages)
+    keys = [m.dedup_key for m in messages if m.dedup_key]
+    seen: set[str] = set()
+    if keys:
+        seen = set((await session.scalars(select(OutboundMessage.dedup_key).where(
+            OutboundMessage.dedup_key.in_(keys)))).all())
+    rows = []
+    for m in messages:
+        if m.dedup_key:
+            if m.dedup_key in seen:
+                continue
+            seen.add(m.dedup_key)
+        rows.append(OutboundMessage(
+            channel=m.channel, to_user=m.to_user, to_chat=m.to_chat, text=m.text, kind=m.kind,
+            dedup_key=m.dedup_key, reply_to=m.reply_to, inbound_id=inbound_id, notice_id=notice_id,
+            status="pending", attempts=0, created_at=now, next_attempt_at=now,
+        ))
+    session.add_all(rows)
+    await session.flush()
+    return rows

@@ -1,0 +1,134 @@
+"""Shared fixtures: databases (SQLite and the real PostgreSQL), the real Redis, a driven clock.
+
+PostgreSQL tests get a database of their own, created for this test session and dropped after it,
+so that parallel runs on one server never see each other's rows. Redis tests get a key prefix of
+their own for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+
+from bot.clock import FakeClock
+from bot.config import Settings
+from storage.db import Database
+from storage.models import Base
+
+PG_ADMIN_URL = os.environ.get("GRIDBOT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("GRIDBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def _pg_url(dbname: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
+
+
+def _pg_admin(sql: str) -> None:
+    """Runs one statement on the admin database, in a thread: the caller may be inside an event loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _pg_admin_async(sql)).result()
+
+
+async def _pg_admin_async(sql: str) -> None:
+    import asyncpg
+
+    url = PG_ADMIN_URL.replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url():
+    """A fresh PostgreSQL database for this test session; dropped at the end."""
+    name = f"gridbot_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        _pg_admin(f'CREATE DATABASE "{name}"')
+    except OSError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    yield _pg_url(name)
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _reset_pg(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest_asyncio.fixture
+async def sqlite_db(tmp_path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/gridbot.db")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield db
+    await db.dispose()
+
+
+@pytest_asyncio.fixture
+async def pg_db(pg_database_url):
+    db = Database(pg_database_url)
+    await _reset_pg(db)
+    yield db
+    await db.dispose()
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def db(request, tmp_path):
+    """The same test on SQLite and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path}/gridbot.db")
+        async with database.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+    else:
+        database = Database(request.getfixturevalue("pg_database_url"))
+        await _reset_pg(database)
+    yield database
+    await database.dispose()
+
+
+@pytest_asyncio.fixture
+async def redis_client():
+    """The real Redis server, with a key prefix of this test's own; its keys are deleted after."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except (OSError, ConnectionError) as exc:
+        await client.aclose()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+    prefix = f"gridbot-test:{uuid.uuid4().hex[:8]}:"
+    client.test_prefix = prefix  # type: ignore[attr-defined]
+    yield client
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(datetime(2026, 2, 10, 7, 0, tzinfo=TZ))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/gridbot.db")
