@@ -235,6 +235,9 @@ class InboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # When a worker may (re)take the row: a lease after arrival (a worker that died mid-way leaves
+    # the row pending; it is retried when the lease ends), or the backoff after a failed attempt.
+    next_attempt_at: Mapped[datetime | None]
 
 
 class OutboundMessage(Base):

@@ -2,13 +2,13 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-22 14:59:37.502987
+Create Date: 2026-11-22 15:04:45.844753
 """
 
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import storage.models
+
 
 revision = "0001_initial"
 down_revision = None
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("processed_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("next_attempt_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_messages")),
         sa.UniqueConstraint("channel", "msg_id", name=op.f("uq_inbound_messages_channel_msg_id")),
     )
