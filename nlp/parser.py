@@ -1,0 +1,341 @@
+"""``parse``: one resident message in, one ``ParseResult`` out.
+
+Pure and synchronous: no I/O after import, never raises.  The contract for
+the fields is ``CONTRACT.md`` of the NLP evaluation; the extra fields
+(``concerns``, ``address``, ``items``, ``unclear``, ``persons``,
+``correction``) are for the handlers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from nlp.address import find_address
+from nlp.intents import (
+    emergency_in,
+    find_request,
+    has_laugh,
+    is_hypothetical,
+    is_notice,
+    rumour_clauses,
+)
+from nlp.lexicon import Kind
+from nlp.normalize import normalize
+from nlp.segment import cut, warm_up
+from nlp.symptoms import Clause, build_clauses
+from nlp.temperature import Reading, find_readings, is_lone_number
+
+DEFAULT_FEVER_AT = 37.3
+
+# WeChat's quote-reply: the quoted message, then a line of spaced dashes.
+_QUOTE_RE = re.compile(r"^.*?\n\s*(?:-\s*){4,}\n", re.S)
+# "365", "体温372": a reading typed without its decimal point.
+_DOTLESS_RE = re.compile(r"(?<![\d.])(3[5-9]\d|4[0-2]\d)(?![\d.])")
+_CORRECTION_RE = re.compile(r"不是\s*\d{2}(?:\.\d)?\s*[，,]?\s*是\s*\d{2}")
+_PROXY_WORDS = frozenset({"替", "代报", "帮她报", "帮他报", "报一下", "报下", "报个", "也报一下", "帮报", "代", "代为"})
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person's reading in a message that reports several people."""
+
+    who: str
+    temperature: float | None = None
+    fever: bool = False
+    symptoms: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"who": self.who, "temperature": self.temperature, "fever": self.fever, "symptoms": list(self.symptoms)}
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """The facts one message states (see CONTRACT.md for the first six)."""
+
+    checkin: str | None = None
+    fever: bool = False
+    temperature: float | None = None
+    symptoms: tuple[str, ...] = ()
+    request: str | None = None
+    emergency: bool = False
+    concerns: str | None = None
+    address: str | None = None
+    items: tuple[str, ...] = ()
+    unclear: bool = False
+    correction: bool = False
+    persons: tuple[Person, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkin": self.checkin,
+            "fever": self.fever,
+            "temperature": self.temperature,
+            "symptoms": list(self.symptoms),
+            "request": self.request,
+            "emergency": self.emergency,
+            "concerns": self.concerns,
+            "address": self.address,
+            "items": list(self.items),
+            "unclear": self.unclear,
+            "correction": self.correction,
+            "persons": [p.to_dict() for p in self.persons],
+        }
+
+
+_SYMPTOM_ORDER = (
+    "fever", "cough", "sore_throat", "fatigue", "breathing", "diarrhea", "taste_smell", "headache",
+    "runny_nose", "muscle_ache", "chills", "vomiting",
+)
+
+
+def parse(text: str, *, fever_at: float = DEFAULT_FEVER_AT) -> ParseResult:
+    """Read one message.  Never raises: anything unreadable is an empty record."""
+    try:
+        if not isinstance(text, str):
+            text = "" if text is None else str(text)
+        return _parse(text, float(fever_at))
+    except Exception:  # noqa: BLE001 - a chat message must never crash the bot
+        return ParseResult(unclear=True)
+
+
+@dataclass(slots=True)
+class _Span:
+    """What the counted clauses say, gathered while walking them."""
+
+    symptoms: set[str] = field(default_factory=set)
+    fever_words: list[int] = field(default_factory=list)
+    resolved_at: int = -1
+    unwell: bool = False
+    safe: bool = False
+    subject: str | None = None
+
+
+def _parse(text: str, fever_at: float) -> ParseResult:
+    norm = normalize(text)
+    body = _QUOTE_RE.sub("", norm.text, count=1) if "- -" in norm.text else norm.text
+    if not body.strip():
+        return ParseResult()
+    if is_lone_number(body):
+        return ParseResult(unclear=True)
+
+    clauses = build_clauses(body, cut(body))
+    readings = find_readings(body)
+    address = find_address(body)
+    laugh = norm.laugh or has_laugh(clauses)
+    notice = is_notice(clauses, any(r.value >= fever_at for r in readings))
+    rumour = rumour_clauses(clauses)
+    proxy = any(t.word in _PROXY_WORDS for c in clauses for t in c.tokens)
+    mundane = any(t.kind is Kind.MUNDANE for c in clauses for t in c.tokens)
+    health = any(
+        t.kind in (Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY) and not t.negated for c in clauses for t in c.tokens
+    ) or any(r.value >= fever_at for r in readings)
+
+    span = _Span()
+    emergency = False
+    emergency_subject: str | None = None
+    counted: list[Clause] = []
+    eligible: list[Clause] = []  # not a notice, rumour or supposition: may hold a request
+    subjects: list[str | None] = []
+    subject: str | None = None
+    sentence = -1
+    first_subject: str | None = None
+    for i, clause in enumerate(clauses):
+        if clause.sentence != sentence:
+            sentence = clause.sentence
+            subject = None
+        subject, named = _clause_subject(clause, subject)
+        subjects.append(subject)
+        if notice or i in rumour or is_hypothetical(clause):
+            continue
+        eligible.append(clause)
+        if emergency_in(clause, laugh, mundane, health):
+            if not emergency:
+                emergency_subject = subject
+            emergency = True
+        if subject == "other" or (subject == "neighbour" and not proxy and not _has_finding(clause)):
+            continue
+        if clause.question and not named and not _has_reading(clause, readings):
+            continue
+        counted.append(clause)
+        if first_subject is None and _has_finding(clause):
+            first_subject = subject
+        _gather(clause, span)
+
+    counted_readings = [r for r in readings if any(c.start <= r.start < c.end for c in counted)]
+    temperature = max((r.value for r in counted_readings), default=None)
+    fever = any(pos > span.resolved_at for pos in span.fever_words) or any(
+        r.value >= fever_at and r.start > span.resolved_at for r in counted_readings
+    )
+    symptoms = set(span.symptoms)
+    symptoms.discard("fever")
+    if fever:
+        symptoms.add("fever")
+
+    own_emergency = emergency and emergency_subject not in ("other",) and not (
+        emergency_subject == "neighbour" and not proxy
+    )
+    if symptoms or span.unwell or span.resolved_at >= 0 or own_emergency:
+        checkin: str | None = "abnormal"
+    elif span.safe or counted_readings:
+        checkin = "safe"
+    else:
+        checkin = None
+
+    request, items = find_request(eligible)
+    concerns = None
+    if checkin is not None or emergency:
+        who = first_subject if checkin is not None else emergency_subject
+        concerns = who if who in ("self", "family", "neighbour", "other") else "self"
+    unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
+    correction = any(t.kind is Kind.CORRECTION for c in clauses for t in c.tokens) or bool(
+        _CORRECTION_RE.search(body)
+    )
+    persons = _persons(counted, counted_readings, fever_at)
+    return ParseResult(
+        checkin=checkin,
+        fever=fever,
+        temperature=temperature,
+        symptoms=tuple(s for s in _SYMPTOM_ORDER if s in symptoms),
+        request=request,
+        emergency=emergency,
+        concerns=concerns,
+        address=address,
+        items=tuple(items),
+        unclear=unclear,
+        correction=correction,
+        persons=persons,
+    )
+
+
+def _clause_subject(clause: Clause, inherited: str | None) -> tuple[str | None, bool]:
+    """Who this clause is about, and whether it names a self/family person."""
+    subject = inherited
+    named = False
+    for tok in clause.tokens:
+        if tok.kind is Kind.INDEFINITE:
+            return "other", named
+        if tok.kind is Kind.PERSON:
+            if tok.value == "pronoun":
+                continue
+            if tok.value in ("self", "family"):
+                named = True
+            if subject is inherited:
+                subject = tok.value
+    return subject, named
+
+
+def _has_finding(clause: Clause) -> bool:
+    return any(
+        t.kind in (Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY, Kind.UNWELL) and not t.negated for t in clause.tokens
+    )
+
+
+def _has_reading(clause: Clause, readings: list[Reading]) -> bool:
+    return any(clause.start <= r.start < clause.end for r in readings)
+
+
+def _gather(clause: Clause, span: _Span) -> None:
+    from nlp.intents import suppressed_from
+
+    limit = suppressed_from(clause)
+    toks = clause.tokens
+    thing_seen = False
+    for i, tok in enumerate(toks):
+        kind = tok.kind
+        if kind is Kind.ITEM and tok.value == "other":
+            # "暖气片不发热了", "手机发烫": a thing, not a body, runs hot.
+            thing_seen = True
+        if kind is None or i >= limit and kind in (Kind.SYMPTOM, Kind.EMERGENCY, Kind.FEVER, Kind.UNWELL):
+            continue
+        if thing_seen and kind in (Kind.FEVER, Kind.RESOLVED):
+            continue
+        if kind is Kind.SYMPTOM:
+            if tok.negated:
+                span.safe = True
+            else:
+                span.symptoms.add(tok.value)
+        elif kind is Kind.EMERGENCY:
+            if not tok.negated and tok.value:
+                span.symptoms.add(tok.value)
+        elif kind is Kind.FEVER:
+            if tok.negated:
+                span.safe = True
+            else:
+                span.fever_words.append(tok.start)
+        elif kind is Kind.RESOLVED:
+            if tok.negated:  # "还没退烧": still a fever
+                span.fever_words.append(tok.start)
+            else:
+                span.resolved_at = max(span.resolved_at, tok.start)
+        elif kind is Kind.UNWELL:
+            if tok.negated:
+                span.safe = True
+            else:
+                span.unwell = True
+        elif kind is Kind.SAFE:
+            if tok.negated:  # "体温不正常"
+                span.unwell = True
+            else:
+                span.safe = True
+    # "症状：无", "其他：无": a form line answered with a negation.
+    if len(toks) >= 3 and toks[-1].kind is Kind.NEG and toks[-2].word in (":", "："):
+        span.safe = True
+
+
+def _persons(counted: list[Clause], readings: list[Reading], fever_at: float) -> tuple[Person, ...]:
+    """Per-person readings: each reading goes to the person named just before it."""
+    order: list[str] = []
+    temps: dict[str, float] = {}
+    syms: dict[str, set[str]] = {}
+    feverish: dict[str, bool] = {}
+    last_named: str | None = None
+    for clause in counted:
+        named_here: str | None = None
+        events: list[tuple[int, str, Any]] = []
+        for tok in clause.tokens:
+            if tok.kind is Kind.PERSON and tok.value in ("self", "family", "neighbour"):
+                events.append((tok.start, "who", tok.word))
+            elif tok.kind in (Kind.SYMPTOM, Kind.EMERGENCY) and tok.value and not tok.negated:
+                events.append((tok.start, "sym", tok.value))
+            elif tok.kind is Kind.FEVER and not tok.negated:
+                events.append((tok.start, "fev", True))
+        for r in readings:
+            if clause.start <= r.start < clause.end:
+                events.append((r.start, "temp", r.value))
+        events.sort(key=lambda e: e[0])
+        if not any(e[1] != "who" for e in events):
+            # A clause that only names someone ("孩子 37.4"): the next clause is theirs.
+            who_only = [e[2] for e in events if e[1] == "who"]
+            last_named = who_only[-1] if who_only else None
+            continue
+        for _, what, val in events:
+            if what == "who":
+                named_here = val
+                continue
+            who = named_here or last_named
+            if who is None:
+                continue
+            if who not in order:
+                order.append(who)
+            if what == "temp":
+                temps[who] = max(temps.get(who, val), val)
+                feverish[who] = feverish.get(who, False) or val >= fever_at
+            elif what == "sym":
+                syms.setdefault(who, set()).add(val)
+            elif what == "fev":
+                feverish[who] = True
+        last_named = None
+    return tuple(
+        Person(
+            who=w,
+            temperature=temps.get(w),
+            fever=feverish.get(w, False),
+            symptoms=tuple(s for s in _SYMPTOM_ORDER if s in syms.get(w, ())),
+        )
+        for w in order
+    )
+
+
+warm_up()

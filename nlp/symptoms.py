@@ -1,0 +1,137 @@
+"""Tokens, clauses and negation scope.
+
+A message is cut once by jieba; each token is looked up in the lexicon and
+placed in a clause (clauses end at commas, stops, line breaks and spaces —
+residents separate facts with spaces as often as with commas).  A negation
+reaches forward over the symptom words that follow it in its clause ("无发热、
+咳嗽、呼吸困难等症状", "没有咳嗽发烧啥的") until any other content word or a
+contrast word (但, 就是, 还...) ends it; a negation that closes a clause
+reaches back over it ("咳嗽：无", "发烧倒是没有").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nlp.lexicon import LEXICON, Kind
+
+_CLAUSE_BREAKS = frozenset("，,。！!？?；;\n\t ～~…|")
+_SENTENCE_BREAKS = frozenset("。！!？?\n")
+_QUESTION_MARKS = frozenset("？?")
+
+# Tokens a negation reaches over on its way to the next symptom.
+_NEG_PASSABLE = frozenset(
+    "、 和 及 或 或者 也 等 啥 什么 任何 其他 其它 别的 明显 出现 有 感觉 觉得 发 再 太 怎么 咋 很 一点 症状 的 过 都 是 见 "
+    "并 一直 多 怎么样 有过 啥的 之类 之类的 等等 等症状 : ： 咋样 咋的 什么的 也没 还 有点".split()
+)
+# Particles that may close a clause after a final negation: "发烧倒是没有啊".
+_TRAILING_PARTICLES = frozenset("了 啊 的 呢 哦 呀 吧 哈 嗯 : ： 倒是 也 都 是 呐".split())
+_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL, Kind.SAFE, Kind.RESOLVED})
+# What a clause-final negation denies: "咳嗽：无" but not "无症状：无".
+_POST_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL})
+
+# A bare 烧 is a fever only in a fever frame, and never while cooking.
+_BURN_NEXT = frozenset("了 到 得 着 起来 呢 啊 还 一直 的".split())
+_COOKING = frozenset("把 锅 壶 水 饭 菜 火 纸 柴 煤 炉 肉 汤 炕 香".split())
+_KIN_SUFFIXES = ("大爷", "大娘", "奶奶", "爷爷", "阿姨", "大妈", "大姐", "大哥", "叔", "婶", "姨", "伯", "嫂", "老师", "师傅")
+
+
+@dataclass(slots=True)
+class Token:
+    word: str
+    start: int
+    end: int
+    kind: Kind | None
+    value: str
+    negated: bool = False
+
+
+@dataclass(slots=True)
+class Clause:
+    start: int
+    end: int
+    sentence: int
+    tokens: list[Token] = field(default_factory=list)
+    question: bool = False
+
+
+def _lookup(word: str) -> tuple[Kind | None, str]:
+    term = LEXICON.get(word)
+    if term is not None:
+        return term
+    # A name with a kinship or courtesy word (刘大爷, 王奶奶, 张阿姨) is a
+    # neighbour or acquaintance rather than the sender's own family.
+    if len(word) >= 3 and word.endswith(_KIN_SUFFIXES):
+        return Kind.PERSON, "neighbour"
+    return None, ""
+
+
+def build_clauses(text: str, words: list[str]) -> list[Clause]:
+    clauses: list[Clause] = []
+    sentence = 0
+    current = Clause(0, 0, 0)
+    pos = 0
+    n = len(text)
+    for word in words:
+        start, end = pos, pos + len(word)
+        pos = end
+        first = word[0]
+        if first in _CLAUSE_BREAKS or word.isspace():
+            # "36。5": an ideographic stop between digits is a decimal point.
+            if word == "。" and 0 < start < n - 1 and text[start - 1].isdigit() and text[end].isdigit():
+                current.tokens.append(Token(word, start, end, None, ""))
+                continue
+            if any(ch in _QUESTION_MARKS for ch in word):
+                current.question = True
+            if current.tokens:
+                current.end = start
+                clauses.append(current)
+            if any(ch in _SENTENCE_BREAKS for ch in word):
+                sentence += 1
+            current = Clause(end, end, sentence)
+            continue
+        kind, value = _lookup(word)
+        current.tokens.append(Token(word, start, end, kind, value))
+    if current.tokens:
+        current.end = n
+        clauses.append(current)
+    for clause in clauses:
+        _resolve_burn(clause)
+        _apply_negation(clause)
+    return clauses
+
+
+def _resolve_burn(clause: Clause) -> None:
+    """Decide whether 烧 / 烧了 in this clause is a fever or a stove."""
+    words = [t.word for t in clause.tokens]
+    cooking = any(w in _COOKING for w in words)
+    for i, tok in enumerate(clause.tokens):
+        if tok.kind is Kind.BURN:
+            nxt = words[i + 1] if i + 1 < len(words) else ""
+            prev = words[i - 1] if i else ""
+            fever_frame = nxt in _BURN_NEXT or prev in ("还", "在", "又", "有点", "一直", "开始", "不", "没", "别")
+            tok.kind = Kind.FEVER if fever_frame and not cooking else None
+        elif tok.kind is Kind.FEVER and tok.word in ("烧了", "烧着", "烧得") and cooking:
+            tok.kind = None
+
+
+def _apply_negation(clause: Clause) -> None:
+    toks = clause.tokens
+    reach = False
+    for tok in toks:
+        kind = tok.kind
+        if kind is Kind.NEG:
+            reach = True
+        elif kind in _NEGATABLE:
+            if reach:
+                tok.negated = True
+        elif kind is Kind.SCOPE_END or (tok.word not in _NEG_PASSABLE and not tok.word.isdigit()):
+            reach = False
+    # A negation closing the clause: "咳嗽：无", "发烧倒是没有", "是否发热：否".
+    i = len(toks) - 1
+    while i >= 0 and toks[i].word in _TRAILING_PARTICLES:
+        i -= 1
+    if i > 0 and toks[i].kind is Kind.NEG:
+        for tok in toks[:i]:
+            if tok.kind in _POST_NEGATABLE:
+                tok.negated = True

@@ -1,0 +1,117 @@
+"""Body temperatures, and only body temperatures, out of a message.
+
+A check-in is full of numbers: building and room, age, price, date, time,
+phone, the weather.  A number is taken as a body temperature only when its
+shape says so (a decimal between 34 and 43, a Chinese numeral with 度/点) or
+when an integer in the fever range carries a degree unit or follows a reading
+word ("烧到38了", "体温37").  Numbers next to weather, water or room words, or
+written as a threshold ("≥37.3", "超过37.3度"), are never readings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+# "36.5", "36。5" (the ideographic stop typed for a dot), "36度5", "36点5".
+_DECIMAL_RE = re.compile(r"(?<![\d.])([34]\d)(?:\s?[.·]\s?|。|度|点)(\d)\d?(?![\d.:])(?:°C|°|摄氏度|度|[cC](?![a-zA-Z]))?")
+# "三十六度五", "三十七点五", "三十八度", "三十九度多", "三十六度半", "四十度".
+_CN_RE = re.compile(r"([三四])十([一二三四五六七八九]?)(?:度|点)([一二三四五六七八九零〇半]|多)?")
+# An integer in the fever range, with its unit if any: "38度", "40°C", "39度多".
+_INT_RE = re.compile(r"(?<![\d.\-/])([34]\d)(?![\d.])(度多|度半|度|°C|°|摄氏度|[cC](?![a-zA-Z]))?")
+
+# Spans that hold numbers of other kinds; they are blanked before matching.
+_MASK_RE = re.compile(
+    r"\d{1,2}[:：]\d{2}"  # clock time
+    r"|\d{7,}"  # phone and ID numbers
+    r"|\d+[-－]\d+[-－]\d+"  # building-unit-room
+    r"|\d+(?:号楼|号院|栋|幢|单元|楼)"  # building and unit numbers
+    r"|\d+[-－]\d{3,4}"  # unit-room
+)
+
+# Words that make a nearby degree figure a thing's temperature, not a body's.
+_NOT_BODY_BEFORE_RE = re.compile(r"(气温|水温|室温|屋里|屋内|室内|外面|外边|零下|最高|最低|暖气|天气|油温|洗澡水|度数)[^，,。；;\n]{0,4}$")
+# A threshold or a rule rather than a reading.
+_THRESHOLD_BEFORE_RE = re.compile(r"(≥|>|＞|大于|超过|高于|低于|不到|达到|以上是)\s*$")
+_THRESHOLD_AFTER_RE = re.compile(r"^\s*(以上|以下|及以上|以内)")
+# An integer without a unit is a reading only right after a reading word.
+_READING_BEFORE_RE = re.compile(
+    r"(体温|烧到|发烧|高烧|低烧|发热|烧了|量了|量的|测了|测的|腋温|额温|耳温|腋下|又量|一量|还是|还有|现在|体温是)[:：\s了的是一下都]{0,3}$"
+)
+_COUNT_AFTER_RE = re.compile(r"^\s*(个|号|楼|单元|室|户|人|口|斤|块|元|袋|箱|盒|包|提|颗|天|次|回|分|秒|小时|年|月|日|岁|周岁|%|米|层|件|位|名|栋|只|瓶|支|粒|片|公斤|克|g|kg)")
+_AGE_BEFORE_RE = re.compile(r"(今年|年纪|岁数|年龄)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A body temperature stated in the text, in °C, at text[start:end]."""
+
+    value: float
+    start: int
+    end: int
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + " " * (end - start) + text[end:]
+
+
+def _context_ok(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 12) : start]
+    after = text[end : end + 4]
+    if _NOT_BODY_BEFORE_RE.search(before) or _THRESHOLD_BEFORE_RE.search(before):
+        return False
+    return not _THRESHOLD_AFTER_RE.match(after)
+
+
+def find_readings(text: str) -> list[Reading]:
+    """All body temperatures stated in ``text`` (already normalised), in order."""
+    if not any(ch in text for ch in "34三四"):
+        return []
+    work = _MASK_RE.sub(lambda m: " " * (m.end() - m.start()), text)
+    found: list[Reading] = []
+
+    for m in _DECIMAL_RE.finditer(work):
+        value = int(m.group(1)) + int(m.group(2)) / 10
+        if 34.0 <= value <= 43.0 and _context_ok(work, m.start(), m.end()):
+            found.append(Reading(round(value, 1), m.start(), m.end()))
+        work = _blank(work, m.start(), m.end())
+
+    if "十" in work:
+        for m in _CN_RE.finditer(work):
+            whole = _CN_DIGIT[m.group(1)] * 10 + (_CN_DIGIT[m.group(2)] if m.group(2) else 0)
+            tail = m.group(3)
+            tenth = 5 if tail == "半" else 0 if tail in (None, "多") else _CN_DIGIT[tail]
+            value = whole + tenth / 10
+            if 34.0 <= value <= 43.0 and _context_ok(work, m.start(), m.end()):
+                found.append(Reading(round(value, 1), m.start(), m.end()))
+            work = _blank(work, m.start(), m.end())
+
+    for m in _INT_RE.finditer(work):
+        whole = int(m.group(1))
+        unit = m.group(2)
+        if not 35 <= whole <= 42:
+            continue
+        before = work[max(0, m.start() - 12) : m.start()]
+        after = work[m.end() : m.end() + 4]
+        if unit is None:
+            if not _READING_BEFORE_RE.search(before) or _COUNT_AFTER_RE.match(after):
+                continue
+        elif unit == "度" and _COUNT_AFTER_RE.match(after) is None and after[:1].isdigit():
+            continue  # "36度 5号楼"-like run-ons are not worth guessing at
+        if _AGE_BEFORE_RE.search(before) or not _context_ok(work, m.start(), m.end()):
+            continue
+        value = whole + (0.5 if unit == "度半" else 0.0)
+        found.append(Reading(value, m.start(), m.end()))
+
+    found.sort(key=lambda r: r.start)
+    return found
+
+
+_LONE_NUMBER_RE = re.compile(r"^\s*\d{1,4}\s*[.。]?\s*$")
+
+
+def is_lone_number(text: str) -> bool:
+    """A message that is just a bare number ("37", "365"): ask, don't guess."""
+    return bool(_LONE_NUMBER_RE.match(text))
