@@ -1,0 +1,52 @@
+"""`gridbot jobs list [--json]` and `gridbot jobs run NAME`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from scheduler.jobs import JOB_NAMES
+
+
+def cli_jobs(args: Any) -> int:
+    from bot.clock import Clock
+    from bot.config import load_settings
+
+    settings = load_settings()
+    if args.jobs_command == "list":
+        from scheduler.service import next_runs
+
+        runs = [(name, when.isoformat() if when else None)
+                for name, when in next_runs(settings, Clock(settings.tz).now())]
+        if getattr(args, "json", False):
+            print(json.dumps([{"name": n, "next_run": w} for n, w in runs], ensure_ascii=False))
+        else:
+            width = max(len(n) for n, _ in runs)
+            for name, when in runs:
+                print(f"{name:<{width}}  {when or '-'}")
+        return 0
+    if args.jobs_command == "run":
+        if args.name not in JOB_NAMES:
+            print(f"unknown job {args.name!r}; jobs: {', '.join(JOB_NAMES)}", file=sys.stderr)
+            return 2
+        n = asyncio.run(_run(settings, args.name))
+        # Delivery is the outbox sender's: a running `gridbot serve` picks these up within seconds.
+        print(f"{args.name}: {n} message{'s' if n != 1 else ''} queued")
+        return 0
+    print(f"unknown jobs command {args.jobs_command!r}; use list or run", file=sys.stderr)
+    return 2
+
+
+async def _run(settings: Any, name: str) -> int:
+    from bot.clock import Clock
+    from bot.runtime import Runtime
+    from scheduler.jobs import run_job
+    from storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        return await run_job(name, Runtime(settings=settings, db=db, clock=Clock(settings.tz)))
+    finally:
+        await db.dispose()
