@@ -123,8 +123,15 @@ def find_request(clauses: list[Clause]) -> tuple[str | None, list[str]]:
             chosen = [t for t in sentence_items if t.value == "garbage"]
         else:
             continue
+        # A cue that names its own service ("修", "陪") decides the kind of
+        # job: "冰箱坏了，菜都坏了，找人修一下" asks for a repair, not food.
+        implied = [t.value for t in toks if t.kind is Kind.ASK and t.value]
+        if implied:
+            categories.extend(implied)
+            chosen = [t for t in chosen if t.value in implied] or chosen
+        else:
+            categories.extend(t.value for t in chosen)
         for t in chosen:
-            categories.append(t.value)
             if t.word not in items:
                 items.append(t.word)
     if not categories:

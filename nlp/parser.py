@@ -151,9 +151,13 @@ def _parse(text: str, fever_at: float) -> ParseResult:
             continue
         eligible.append(clause)
         if emergency_in(clause, laugh, mundane, health):
-            if not emergency:
-                emergency_subject = subject
             emergency = True
+            # Only a sign in someone (not a bare cry, "救命！着火了") makes the
+            # message a health report about them.
+            if emergency_subject is None and any(
+                t.kind is Kind.EMERGENCY and not t.negated for t in clause.tokens
+            ):
+                emergency_subject = subject or "self"
         if subject == "other" or (subject == "neighbour" and not proxy and not _has_finding(clause)):
             continue
         if clause.question and not named and not _has_reading(clause, readings):
@@ -161,7 +165,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         counted.append(clause)
         if first_subject is None and _has_finding(clause):
             first_subject = subject
-        _gather(clause, span)
+        _gather(clause, span, laugh and not readings)
 
     counted_readings = [r for r in readings if any(c.start <= r.start < c.end for c in counted)]
     temperature = max((r.value for r in counted_readings), default=None)
@@ -173,9 +177,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     if fever:
         symptoms.add("fever")
 
-    own_emergency = emergency and emergency_subject not in ("other",) and not (
-        emergency_subject == "neighbour" and not proxy
-    )
+    own_emergency = emergency_subject in ("self", "family") or (emergency_subject == "neighbour" and proxy)
     if symptoms or span.unwell or span.resolved_at >= 0 or own_emergency:
         checkin: str | None = "abnormal"
     elif span.safe or counted_readings:
@@ -187,7 +189,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     concerns = None
     if checkin is not None or emergency:
         who = first_subject if checkin is not None else emergency_subject
-        concerns = who if who in ("self", "family", "neighbour", "other") else "self"
+        concerns = who if who in ("self", "family", "neighbour", "other") else ("self" if checkin else None)
     unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
     correction = any(t.kind is Kind.CORRECTION for c in clauses for t in c.tokens) or bool(
         _CORRECTION_RE.search(body)
@@ -236,7 +238,7 @@ def _has_reading(clause: Clause, readings: list[Reading]) -> bool:
     return any(clause.start <= r.start < clause.end for r in readings)
 
 
-def _gather(clause: Clause, span: _Span) -> None:
+def _gather(clause: Clause, span: _Span, joking: bool) -> None:
     from nlp.intents import suppressed_from
 
     limit = suppressed_from(clause)
@@ -252,6 +254,8 @@ def _gather(clause: Clause, span: _Span) -> None:
         if thing_seen and kind in (Kind.FEVER, Kind.RESOLVED):
             continue
         if kind is Kind.SYMPTOM:
+            if joking:  # "追剧追到头疼😂"
+                continue
             if tok.negated:
                 span.safe = True
             else:

@@ -91,14 +91,33 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
             current = Clause(end, end, sentence)
             continue
         kind, value = _lookup(word)
+        if kind is Kind.QUESTION:
+            current.question = True
         current.tokens.append(Token(word, start, end, kind, value))
     if current.tokens:
         current.end = n
         clauses.append(current)
     for clause in clauses:
+        _join_body_pain(clause)
         _resolve_burn(clause)
         _apply_negation(clause)
     return clauses
+
+
+_BODY_PAIN_GAP = frozenset("有点 有些 很 特别 一直 还 也 都 挺 好 老 总 是 还是 又 开始 有一点 非常 比较 不 没 太 真".split())
+
+
+def _join_body_pain(clause: Clause) -> None:
+    """"嗓子有点疼": a pain word after a body part is that part's symptom."""
+    body: Token | None = None
+    for tok in clause.tokens:
+        if tok.kind is Kind.BODY:
+            body = tok
+        elif tok.kind is Kind.PAIN and body is not None:
+            tok.kind, tok.value = Kind.SYMPTOM, body.value
+            body = None
+        elif tok.word not in _BODY_PAIN_GAP:
+            body = None
 
 
 def _resolve_burn(clause: Clause) -> None:

@@ -34,7 +34,9 @@ _MASK_RE = re.compile(
 # Words that make a nearby degree figure a thing's temperature, not a body's.
 _NOT_BODY_BEFORE_RE = re.compile(r"(气温|水温|室温|屋里|屋内|室内|外面|外边|零下|最高|最低|暖气|天气|油温|洗澡水|度数)[^，,。；;\n]{0,4}$")
 # A threshold or a rule rather than a reading.
-_THRESHOLD_BEFORE_RE = re.compile(r"(≥|>|＞|大于|超过|高于|低于|不到|达到|以上是)\s*$")
+_THRESHOLD_BEFORE_RE = re.compile(r"(≥|>|＞|大于|超过|高于|低于|不到|达到|以上是|不是|并非|而不是)\s*$")
+# "40度的热水", "36.5元": the unit after the figure names what it measures.
+_NOT_BODY_AFTER_RE = re.compile(r"^\s*(?:的)?(?:热水|开水|水|洗澡|泡脚|元|块|油|天气|高温|气温)")
 _THRESHOLD_AFTER_RE = re.compile(r"^\s*(以上|以下|及以上|以内)")
 # An integer without a unit is a reading only right after a reading word.
 _READING_BEFORE_RE = re.compile(
@@ -59,10 +61,10 @@ def _blank(text: str, start: int, end: int) -> str:
 
 def _context_ok(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 12) : start]
-    after = text[end : end + 4]
+    after = text[end : end + 6]
     if _NOT_BODY_BEFORE_RE.search(before) or _THRESHOLD_BEFORE_RE.search(before):
         return False
-    return not _THRESHOLD_AFTER_RE.match(after)
+    return not (_THRESHOLD_AFTER_RE.match(after) or _NOT_BODY_AFTER_RE.match(after))
 
 
 def find_readings(text: str) -> list[Reading]:
