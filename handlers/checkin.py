@@ -1,0 +1,303 @@
+"""Daily check-ins (报平安 / 报情况): one CheckIn row per (household, person, local date, slot).
+
+- A household counts as reported when any member reports for it; a member may report for a
+  neighbour by naming the address.
+- People in home quarantine report per slot ("am" before 14:00 local, "pm" after); their answer
+  marks the day's Reminder for that slot answered.
+- A later report for the same key replaces the earlier value (a correction).
+- Safe reports are confirmed privately, once: a repeated identical report is a quiet update, and in
+  a group nothing is said (groups must not be flooded).
+- Abnormal reports (fever, symptoms) and emergencies open an escalation (handlers.escalation); the
+  group hears at most a neutral line, the details go privately.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.dispatch import Context, Router
+from bot.model import Outbound
+from handlers import texts
+from handlers.common import (
+    active_quarantine,
+    can_confirm_privately,
+    compact,
+    fmt_temp,
+    grid_workers,
+    group_message,
+    health_summary,
+    households_at,
+    local_date,
+    slot_of,
+    split_address,
+    to_sender,
+)
+from handlers.escalation import describe_level, open_escalation
+from storage.models import CheckIn, Household, Reminder
+
+log = logging.getLogger(__name__)
+router = Router("checkin")
+# Last in the dispatcher: private chatter gets a how-to, group chatter nothing.
+fallback_router = Router("fallback")
+
+
+@dataclass
+class _Person:
+    person: str
+    resident_id: int | None
+    status: str
+    temperature: float | None
+    fever: bool
+    symptoms: list[str]
+
+
+async def target_household(ctx: Context) -> tuple[Household | None, str]:
+    """The household a message is about: an address in it (a neighbour's), else the sender's own.
+
+    Returns (None, reason) when the message names an address that is not in the roster.
+    """
+    own = ctx.household or (ctx.resident.household if ctx.resident else None)
+    address = getattr(ctx.parsed, "address", None)
+    if not address:
+        return own, ""
+    parts = split_address(address)
+    if parts is None:
+        return own, ""
+    b, u, r = parts
+    # An address without a building number means this building: the group's, else the sender's own.
+    default_building = ctx.building or (own.building if own else None)
+    if own is not None and not b and own.building_id == (default_building.id if default_building else None) \
+            and u in ("", own.unit) and r == own.room:
+        return own, ""
+    found = await households_at(ctx.session, address, building=None if b else default_building)
+    if len(found) > 1 and own is not None:
+        # the same building number in several communities: the sender's own neighbourhood first
+        near = [h for h in found if h.building.grid.community_id == own.building.grid.community_id]
+        found = near or found
+    if len(found) > 1 and ctx.building is not None:
+        found = [h for h in found if h.building_id == ctx.building.id] or found
+    if found:
+        return found[0], ""
+    return None, texts.UNKNOWN_HOUSEHOLD.format(address=address.strip("-"))
+
+
+SELF_WORDS = ("我", "本人", "自己", "")
+
+
+def _field(item: object, name: str) -> object:
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def _who(item: object) -> str:
+    return str(_field(item, "who") or "")[:40]
+
+
+def _persons(ctx: Context, household: Household) -> list[_Person]:
+    p = ctx.parsed
+    status = p.checkin or ("abnormal" if (p.fever or p.emergency) else "safe")
+    symptoms = list(p.symptoms or [])
+    resident = ctx.resident
+    own = resident is not None and household.id == resident.household_id
+    multi = list(getattr(p, "persons", None) or [])
+    if len(multi) > 1 or (len(multi) == 1 and _who(multi[0]) not in SELF_WORDS):
+        rows = []
+        for item in multi:
+            fever = bool(_field(item, "fever"))
+            who = _who(item)
+            temp = _field(item, "temperature")
+            st = "abnormal" if fever or (status == "abnormal" and len(multi) == 1) else "safe"
+            if own and who in SELF_WORDS:
+                rows.append(_Person(f"r{resident.id}", resident.id, st, temp, fever, symptoms if st == "abnormal" else []))
+            else:
+                rows.append(_Person(who, None, st, temp, fever, symptoms if st == "abnormal" else []))
+        if status == "abnormal" and not any(r.status == "abnormal" for r in rows):
+            # symptoms the parser could not tie to one of them: the household row carries them
+            rows.append(_Person("", None, "abnormal", p.temperature, bool(p.fever), symptoms))
+        return rows
+    self_report = own and getattr(p, "concerns", None) in (None, "self")
+    if self_report:
+        return [_Person(f"r{resident.id}", resident.id, status, p.temperature, bool(p.fever), symptoms)]
+    return [_Person("", None, status, p.temperature, bool(p.fever), symptoms)]
+
+
+async def _upsert(ctx: Context, household: Household, row: _Person, slot: str) -> tuple[CheckIn, str]:
+    """Writes one report; returns it and "created", "changed" or "same"."""
+    s = ctx.session
+    day = local_date(ctx.settings, ctx.now)
+    key = (CheckIn.household_id == household.id, CheckIn.person == row.person, CheckIn.date == day,
+           CheckIn.slot == slot)
+    existing = await s.scalar(select(CheckIn).where(*key))
+    reporter_id = ctx.resident.id if ctx.resident else None
+    if existing is None:
+        new = CheckIn(household_id=household.id, resident_id=row.resident_id, person=row.person,
+                      reporter_id=reporter_id, date=day, slot=slot, status=row.status,
+                      temperature=row.temperature, fever=row.fever, symptoms=row.symptoms, text=ctx.text[:2000],
+                      inbound_id=ctx.inbound_id, created_at=ctx.now, updated_at=ctx.now)
+        try:
+            # a savepoint: a concurrent report for the same key wins the insert, we update it instead
+            async with s.begin_nested():
+                s.add(new)
+            return new, "created"
+        except IntegrityError:
+            existing = await s.scalar(select(CheckIn).where(*key))
+            if existing is None:
+                raise
+    same = (existing.status == row.status and existing.temperature == row.temperature
+            and existing.fever == row.fever and sorted(existing.symptoms or []) == sorted(row.symptoms))
+    existing.status, existing.temperature, existing.fever = row.status, row.temperature, row.fever
+    existing.symptoms, existing.text, existing.reporter_id = row.symptoms, ctx.text[:2000], reporter_id
+    existing.inbound_id, existing.updated_at = ctx.inbound_id, ctx.now
+    return existing, "same" if same else "changed"
+
+
+def _escalation_kind(ctx: Context, rows: list[_Person]) -> str | None:
+    p = ctx.parsed
+    if p.emergency:
+        return "emergency"
+    if p.fever or any(r.fever for r in rows):
+        return "fever"
+    if p.checkin == "abnormal" or any(r.status == "abnormal" for r in rows):
+        return "symptom"
+    return None
+
+
+def _summary(ctx: Context, rows: list[_Person], household: Household, neighbour: bool) -> str:
+    p = ctx.parsed
+    if len(rows) > 1 or (rows and rows[0].person and rows[0].resident_id is None):
+        parts = [f"{r.person or '家人'} {health_summary(r.temperature, r.symptoms, r.fever)}"
+                 if r.status == "abnormal" else f"{r.person} {fmt_temp(r.temperature) or '正常'}"
+                 for r in rows]
+        text = "；".join(parts)
+    else:
+        text = health_summary(p.temperature, p.symptoms or [], bool(p.fever))
+        if not neighbour and getattr(p, "concerns", None) == "family":
+            text = "家人：" + text
+    if neighbour and ctx.resident is not None:
+        text += f"（{ctx.resident.household.label} {ctx.resident.name} 代报）"
+    return text
+
+
+async def record_report(ctx: Context) -> list[Outbound]:
+    """The whole of a resident's report: check-in rows, escalation, request, replies."""
+    p = ctx.parsed
+    household, problem = await target_household(ctx)
+    if household is None:
+        if not (p.emergency or p.fever or p.checkin == "abnormal") or ctx.resident is None:
+            return [to_sender(ctx, problem)]
+        # never lose a fever over a mistyped address: the sender's own household gets it
+        household = ctx.resident.household
+    resident = ctx.resident
+    neighbour = resident is None or household.id != resident.household_id
+    out: list[Outbound | None] = []
+    rows = _persons(ctx, household) if p.checkin is not None else []
+    day = local_date(ctx.settings, ctx.now)
+    quarantine = None if (neighbour or resident is None) else await active_quarantine(ctx.session, resident.id, day)
+    slot = slot_of(ctx.settings, ctx.now) if quarantine is not None else "day"
+    results = []
+    for row in rows:
+        results.append(await _upsert(ctx, household, row, slot))
+    if quarantine is not None and resident is not None and rows:
+        reminder = await ctx.session.scalar(select(Reminder).where(
+            Reminder.resident_id == resident.id, Reminder.date == day, Reminder.slot == slot))
+        if reminder is not None and reminder.answered_at is None:
+            reminder.answered_at = ctx.now
+    log.info("check-in household=%s rows=%s slot=%s", household.id, [r[1] for r in results], slot)
+
+    kind = _escalation_kind(ctx, rows)
+    if kind is not None:
+        subject_is_sender = (not neighbour and rows and len(rows) == 1 and rows[0].resident_id is not None) \
+            or (not rows and not neighbour)
+        temps = [r.temperature for r in rows if r.temperature is not None and r.status == "abnormal"]
+        temperature = max(temps) if temps else p.temperature
+        esc, alerts = await open_escalation(
+            ctx.session, ctx.settings, ctx.now, kind=kind, household=household,
+            resident=resident if subject_is_sender else None, text=ctx.text,
+            summary=_summary(ctx, rows, household, neighbour), temperature=temperature,
+            inbound_id=ctx.inbound_id)
+        out += alerts
+        new = esc.opened_at == ctx.now and esc.inbound_id == ctx.inbound_id
+        worker = describe_level(await grid_workers(ctx.session, household.building.grid_id))
+        if kind == "emergency":
+            out.append(to_sender(ctx, texts.EMERGENCY_ACK.format(worker=worker)))
+        elif new:
+            out.append(to_sender(ctx, texts.ABNORMAL_ACK.format(
+                summary=health_summary(temperature, p.symptoms or [], bool(p.fever)), worker=worker)))
+        else:
+            out.append(to_sender(ctx, texts.ABNORMAL_UPDATE.format(
+                summary=health_summary(temperature, p.symptoms or [], bool(p.fever)), worker=worker)))
+        if ctx.inbound.is_group:
+            out.append(group_message(ctx.building, texts.GROUP_ABNORMAL, channel=ctx.inbound.channel,
+                                     chat_id=ctx.inbound.chat_id, reply_to=ctx.inbound.reply_to))
+    elif rows and can_confirm_privately(ctx):
+        changes = {r[1] for r in results}
+        temps = [r.temperature for r in rows if r.temperature is not None]
+        temp = f"（{fmt_temp(temps[0])}）" if len(temps) == 1 else ""
+        what = texts.SLOT_ZH.get(slot, "今日")
+        if "changed" in changes and getattr(p, "correction", False):
+            out.append(to_sender(ctx, texts.CORRECTED.format(label=household.label, what=what, temp=temp.strip("（）"))))
+        elif changes & {"created", "changed"}:
+            if neighbour:
+                out.append(to_sender(ctx, texts.SAFE_OK_NEIGHBOUR.format(label=household.label, temp=temp)))
+            else:
+                out.append(to_sender(ctx, texts.SAFE_OK.format(label=household.label, what=what, temp=temp)))
+        # "same": a repeated safe report is a quiet update, no second confirmation
+
+    if p.request:
+        from handlers.requests import request_from_message
+
+        out += await request_from_message(ctx, household)
+    return compact(out)
+
+
+def is_report(ctx: Context) -> bool:
+    p = ctx.parsed
+    return bool(ctx.resident is not None and p is not None and (p.checkin is not None or p.emergency))
+
+
+@router.message(is_report)
+async def on_report(ctx: Context) -> list[Outbound]:
+    return await record_report(ctx)
+
+
+# --- unclear and chatter -------------------------------------------------------------------------------
+
+
+def _guess_temperature(text: str) -> str | None:
+    digits = re.sub(r"\D", "", text)
+    if len(digits) == 3 and digits[:2] in ("35", "36", "37", "38", "39", "40"):
+        return f"{digits[:2]}.{digits[2]}"
+    if len(digits) == 2 and digits in ("35", "36", "37", "38", "39", "40"):
+        return f"{digits}.0"
+    return None
+
+
+def is_unclear(ctx: Context) -> bool:
+    p = ctx.parsed
+    return bool(p is not None and getattr(p, "unclear", False) and not p.emergency and p.checkin is None
+                and not p.request)
+
+
+@router.message(is_unclear)
+async def on_unclear(ctx: Context) -> list[Outbound]:
+    """A lone "37" or "365": ask once instead of guessing; nothing is recorded."""
+    guess = _guess_temperature(ctx.text)
+    text = texts.UNCLEAR.format(guess=guess) if guess else texts.UNCLEAR_GENERIC
+    return [to_sender(ctx, text)]
+
+
+def _private_chatter(ctx: Context) -> bool:
+    return ctx.resident is not None and not ctx.inbound.is_group
+
+
+@fallback_router.message(_private_chatter)
+async def on_private_chatter(ctx: Context) -> list[Outbound]:
+    """A resident talking to the bot privately about nothing it handles: a short how-to."""
+    return [ctx.reply(texts.RESIDENT_HELP)]
+
+
+__all__ = ["router", "fallback_router", "record_report", "target_household"]

@@ -1,0 +1,312 @@
+"""Helpers shared by the handlers: addressing, privacy of group lines, staff lookups, labels, audit.
+
+Some lookups here (`staff_for_grid`, `staff_for_street`, `natural_key`) are also being written in
+`storage/queries.py`; when that module is present its versions are used, so there is one truth.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.dispatch import Context
+from bot.model import Outbound
+from handlers import texts
+from storage.models import (
+    AuditEvent,
+    Building,
+    Community,
+    Grid,
+    Household,
+    Quarantine,
+    Resident,
+    Staff,
+    StaffScope,
+)
+
+# --- time -----------------------------------------------------------------------------------------
+
+# Quarantine reports before this local hour count for the morning slot, after it for the afternoon.
+PM_FROM_HOUR = 14
+
+
+def local_now(settings: Settings, now: datetime) -> datetime:
+    return now.astimezone(settings.tz)
+
+
+def local_date(settings: Settings, now: datetime) -> date:
+    return now.astimezone(settings.tz).date()
+
+
+def slot_of(settings: Settings, now: datetime) -> str:
+    return "am" if now.astimezone(settings.tz).hour < PM_FROM_HOUR else "pm"
+
+
+def hhmm(settings: Settings, when: datetime) -> str:
+    return when.astimezone(settings.tz).strftime("%H:%M")
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+
+def normalize_command(text: str) -> str:
+    """Full-width letters, digits, spaces and colons folded to half-width; runs of space to one."""
+    text = unicodedata.normalize("NFKC", text or "")
+    text = text.replace("：", ":").replace("\u3000", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def natural_key(label: str) -> tuple:
+    """'3-2-1001' after '3-2-501'; building names with numbers sort by their numbers."""
+    try:
+        from storage.queries import natural_key as nk  # type: ignore[import-not-found]
+
+        return nk(label)
+    except ImportError:
+        pass
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", label) if p)
+
+
+def fmt_temp(t: float | None) -> str:
+    return f"{t:.1f}℃" if t is not None else ""
+
+
+def symptoms_zh(symptoms: Iterable[str]) -> list[str]:
+    return [texts.SYMPTOMS_ZH.get(s, s) for s in symptoms]
+
+
+def health_summary(temperature: float | None, symptoms: Iterable[str], fever: bool = False) -> str:
+    """'体温38.5℃，咳嗽' — for private messages only."""
+    parts = []
+    if temperature is not None:
+        parts.append("体温" + fmt_temp(temperature))
+    elif fever:
+        parts.append("发热")
+    parts += [s for s in symptoms_zh(symptoms) if not (s == "发热" and parts)]
+    return "，".join(parts) or "身体不适"
+
+
+# --- privacy: what may go to a group ----------------------------------------------------------------
+
+_HEALTH_IN_GROUP = re.compile(
+    r"(?<![\d.])(3[4-9]|4[0-2])(\.\d)?\s*(℃|°|度)|体温|发烧|发热|低烧|高烧|咳|喉咙|咽痛|乏力|呼吸|胸闷|腹泻|"
+    r"拉肚子|嗅觉|味觉|头痛|头疼|流涕|鼻涕|肌肉|畏寒|发冷|呕吐|恶心|隔离|(?<!\d)\d{1,3}-\d{1,2}-\d{2,4}"
+)
+
+
+class PrivacyError(ValueError):
+    """A handler tried to put health details or an address into a group message."""
+
+
+def group_message(building: Building | None, text: str, *, channel: str | None = None,
+                  chat_id: str | None = None, reply_to: str | None = None, kind: str = "reply") -> Outbound:
+    """The one way a handler writes to a group: refuses temperatures, symptoms and room numbers.
+
+    Staff notices do not pass here (they are the staff member's own words, sent on purpose).
+    """
+    if _HEALTH_IN_GROUP.search(text):
+        raise PrivacyError("health detail or address in a group message")
+    to_chat = chat_id or (building.chat_id if building else None)
+    if not to_chat:
+        raise ValueError("no group to write to")
+    return Outbound(channel=channel or (building.channel if building else "wecom"), to_chat=to_chat,
+                    text=text, reply_to=reply_to, kind=kind)
+
+
+def looks_private(text: str) -> bool:
+    """True when the text carries what must not go to a group (used by tests and the guard)."""
+    return bool(_HEALTH_IN_GROUP.search(text))
+
+
+# --- addressing people ------------------------------------------------------------------------------
+
+
+def private_channel(channel: str | None) -> str:
+    """The channel for a private message: the AI bot can only answer in place, so its users are
+    reached through the WeCom app (the same userid space)."""
+    if channel in (None, "aibot"):
+        return "wecom"
+    return channel
+
+
+def to_person(person: Resident | Staff, text: str, *, kind: str = "reply", dedup_key: str | None = None) -> Outbound | None:
+    """A private message to a resident or a staff member; None when they have no chat id."""
+    if not person.channel_user_id:
+        return None
+    return Outbound(channel=private_channel(person.channel), to_user=person.channel_user_id, text=text,
+                    kind=kind, dedup_key=dedup_key)
+
+
+def to_sender(ctx: Context, text: str, *, kind: str = "reply") -> Outbound:
+    """A private message to whoever wrote this message, wherever they wrote it.
+
+    A private chat is answered in place (keeping the channel's reply handle); a group message is
+    answered privately on the same user id — via the WeCom app for the AI bot, whose own reply
+    handle would post into the group.
+    """
+    if not ctx.inbound.is_group:
+        return ctx.reply(text, kind=kind)
+    return Outbound(channel=private_channel(ctx.inbound.channel), to_user=ctx.inbound.sender_id, text=text,
+                    kind=kind)
+
+
+def can_confirm_privately(ctx: Context) -> bool:
+    """Whether a quiet private confirmation is possible for this message (not for AI-bot groups,
+    whose only reply goes to the group)."""
+    return not (ctx.inbound.is_group and ctx.inbound.channel == "aibot")
+
+
+def compact(messages: Iterable[Outbound | None]) -> list[Outbound]:
+    return [m for m in messages if m is not None]
+
+
+# --- staff ------------------------------------------------------------------------------------------
+
+
+async def staff_for_grid(session: AsyncSession, grid_id: int, roles: Sequence[str]) -> list[Staff]:
+    try:
+        from storage.queries import staff_for_grid as q  # type: ignore[import-not-found]
+
+        return list(await q(session, grid_id, roles))
+    except ImportError:
+        pass
+    rows = await session.scalars(
+        select(Staff).join(StaffScope, StaffScope.staff_id == Staff.id)
+        .where(StaffScope.grid_id == grid_id, Staff.role.in_(list(roles))).order_by(Staff.id).distinct())
+    return list(rows.all())
+
+
+async def staff_for_street(session: AsyncSession, street_id: int, roles: Sequence[str]) -> list[Staff]:
+    try:
+        from storage.queries import staff_for_street as q  # type: ignore[import-not-found]
+
+        return list(await q(session, street_id, roles))
+    except ImportError:
+        pass
+    rows = await session.scalars(
+        select(Staff).join(StaffScope, StaffScope.staff_id == Staff.id)
+        .where(StaffScope.street_id == street_id, Staff.role.in_(list(roles))).order_by(Staff.id).distinct())
+    return list(rows.all())
+
+
+async def grid_workers(session: AsyncSession, grid_id: int) -> list[Staff]:
+    return await staff_for_grid(session, grid_id, ["网格员"])
+
+
+def street_id_of(household: Household) -> int:
+    return household.building.grid.community.street_id
+
+
+async def grids_of(session: AsyncSession, staff: Staff) -> set[int]:
+    """The grid ids a staff member covers: their grids, every grid of their street, or (no grid and
+    no street on a scope: a district-wide role) every grid."""
+    grid_ids = {sc.grid_id for sc in staff.scopes if sc.grid_id is not None}
+    streets = {sc.street_id for sc in staff.scopes if sc.grid_id is None and sc.street_id is not None}
+    if any(sc.grid_id is None and sc.street_id is None for sc in staff.scopes):
+        return set((await session.scalars(select(Grid.id))).all())
+    if streets:
+        rows = await session.scalars(
+            select(Grid.id).join(Community, Grid.community_id == Community.id).where(Community.street_id.in_(streets)))
+        grid_ids |= set(rows.all())
+    return grid_ids
+
+
+def staff_title(staff: Staff) -> str:
+    return f"{staff.role}{staff.name}"
+
+
+# --- households and residents -----------------------------------------------------------------------
+
+_ADDR = re.compile(r"(?<![\d.])(\d{1,3})?\s*[-－—]\s*(\d{0,2})\s*[-－—]?\s*(\d{1,4})(?![\d.])")
+
+
+def split_address(address: str) -> tuple[str, str, str] | None:
+    """'3-2-501' → ('3','2','501'); courtyard '5-12' or '5--12' → ('5','','12'); '-2-501' → ('','2','501')."""
+    parts = [p.strip() for p in address.split("-")]
+    if len(parts) == 3:
+        b, u, r = parts
+    elif len(parts) == 2:
+        b, r = parts
+        u = ""
+    else:
+        return None
+    if not r or not r.isdigit():
+        return None
+    return b, u, r
+
+
+def find_address_in(text: str) -> str | None:
+    """A bare '3-2-501' in a message, for when the parser gave none."""
+    m = re.search(r"(?<![\d.])(\d{1,3})\s*[-－—]\s*(\d{1,2})\s*[-－—]\s*(\d{2,4})(?![\d.])", text)
+    if m:
+        return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+    m = re.search(r"(?<![\d.])(\d{1,3})\s*[-－—]\s*(\d{1,4})(?![\d.\-－—])", text)
+    if m:
+        return f"{m.group(1)}-{m.group(2)}"
+    return None
+
+
+async def households_at(session: AsyncSession, address: str, *, building: Building | None = None,
+                        grid_ids: set[int] | None = None) -> list[Household]:
+    """Households matching an address; `building` supplies (and constrains) the building number."""
+    parts = split_address(address)
+    if parts is None:
+        return []
+    b, u, r = parts
+    q = select(Household).join(Building, Household.building_id == Building.id).where(Household.room == r)
+    if building is not None:
+        if b and b != building.number:
+            return []
+        q = q.where(Household.building_id == building.id)
+    elif b:
+        q = q.where(Building.number == b)
+    else:
+        return []
+    if u:
+        q = q.where(Household.unit == u)
+    if grid_ids is not None:
+        q = q.where(Building.grid_id.in_(grid_ids))
+    rows = list((await session.scalars(q)).unique().all())
+    if not u:
+        # '5-12' names a courtyard house; prefer it over a unit-less guess inside a block
+        courtyard = [h for h in rows if h.unit == ""]
+        rows = courtyard or rows
+    return rows
+
+
+async def active_quarantine(session: AsyncSession, resident_id: int, day: date) -> Quarantine | None:
+    return await session.scalar(
+        select(Quarantine).where(Quarantine.resident_id == resident_id, Quarantine.released_at.is_(None),
+                                 Quarantine.start <= day).order_by(Quarantine.start.desc()).limit(1))
+
+
+async def category_label(session: AsyncSession, resident: Resident | None, day: date) -> str:
+    """'居家隔离 第5天/共14天', '重点人员', '常住'..."""
+    if resident is None:
+        return ""
+    parts = []
+    q = await active_quarantine(session, resident.id, day)
+    if q is not None:
+        parts.append(f"居家隔离 第{q.day_of(day)}天/共{q.days}天")
+    if resident.is_key_person:
+        parts.append("重点人员")
+    if not parts:
+        parts.append(resident.category)
+    return "，".join(parts)
+
+
+# --- audit ------------------------------------------------------------------------------------------
+
+
+def audit(session: AsyncSession, now: datetime, staff: Staff | None, action: str, target: str | None,
+          **detail: Any) -> None:
+    """Who did what: never put health details in `detail` (codes and labels only)."""
+    session.add(AuditEvent(at=now, staff_id=staff.id if staff else None, action=action, target=target,
+                           detail=detail))

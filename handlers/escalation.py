@@ -1,0 +1,298 @@
+"""Escalations (预警): a fever, a symptom, an emergency or a missed report that a person must act on.
+
+The chain: level 0 is the household's grid worker(s) (网格员); unacknowledged after the first step
+(15 min by default) level 1 adds the grid leader (网格长) and the medical worker of the person's
+team (else the 医护 of the grid); after the second step (30 min from opening) level 2 adds the
+street duty officer (街道值班). An emergency starts at level 2. For key persons (重点人员) and people
+in home quarantine (居家隔离) the whole 1+4 team (grid worker, 包保干部, 包保民警, 包保医护) hears
+at level 0 already.
+
+One escalation per (person — or household when no person is known —, kind, local day): a second
+report the same day updates the open one and re-notifies its recipients only when the temperature
+is higher; a report after the day's escalation was closed opens a new one. The scheduler passes an
+explicit `dedup_key` for missed reports, which makes them strictly once: a second call returns the
+existing escalation and no messages.
+
+Deadlines live in the row (`deadline_at`), so `escalate_due` is a stateless, idempotent sweep: it
+moves an escalation to the level due at `now` (several levels at once after downtime) and notifies
+only the staff that the new level adds. Every outbound carries a dedup key, so a repeated sweep
+sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.dispatch import UserError
+from bot.model import Outbound
+from handlers import texts
+from handlers.common import (
+    active_quarantine,
+    audit,
+    category_label,
+    compact,
+    fmt_temp,
+    grids_of,
+    hhmm,
+    local_date,
+    staff_for_grid,
+    staff_for_street,
+    staff_title,
+    street_id_of,
+    to_person,
+)
+from storage.models import Escalation, Household, Resident, Staff
+
+log = logging.getLogger(__name__)
+
+MAX_LEVEL = 2
+KINDS = ("fever", "symptom", "emergency", "missed")
+
+
+def _deadline(settings: Settings, opened_at: datetime, level: int) -> datetime | None:
+    steps = settings.escalate_steps
+    if level >= MAX_LEVEL or level >= len(steps):
+        return None
+    # Steps count from the opening ("15m,30m": the street hears 30 minutes after the report).
+    return opened_at + steps[level]
+
+
+async def _team(session: AsyncSession, resident: Resident | None, day) -> list[int]:
+    """The 包保 staff of a key person or a person in quarantine; [] for anyone else."""
+    if resident is None:
+        return []
+    if not (resident.is_key_person or resident.category == "居家隔离"
+            or await active_quarantine(session, resident.id, day) is not None):
+        return []
+    return [sid for sid in (resident.cadre_id, resident.police_id, resident.medic_id) if sid]
+
+
+async def recipients(session: AsyncSession, settings: Settings, esc: Escalation, level: int,
+                     resident: Resident | None = None) -> list[Staff]:
+    """Everyone who is told of `esc` at `level` (cumulative), in a stable order, without repeats."""
+    if resident is None and esc.resident_id:
+        resident = await session.get(Resident, esc.resident_id)
+    household = esc.household
+    day = local_date(settings, esc.opened_at)
+    found: list[Staff] = list(await staff_for_grid(session, esc.grid_id, ["网格员"]))
+    for sid in await _team(session, resident, day):
+        s = await session.get(Staff, sid)
+        if s:
+            found.append(s)
+    if level >= 1:
+        found += await staff_for_grid(session, esc.grid_id, ["网格长"])
+        medic = await session.get(Staff, resident.medic_id) if resident and resident.medic_id else None
+        found += [medic] if medic else await staff_for_grid(session, esc.grid_id, ["医护"])
+    if level >= 2:
+        found += await staff_for_street(session, street_id_of(household), ["街道值班"])
+    seen: set[int] = set()
+    out = []
+    for s in found:
+        if s.id not in seen:
+            seen.add(s.id)
+            out.append(s)
+    return out
+
+
+async def _alert_text(session: AsyncSession, settings: Settings, esc: Escalation, *, header: str) -> str:
+    resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
+    day = local_date(settings, esc.opened_at)
+    who = resident.name if resident else ""
+    cat = await category_label(session, resident, day)
+    lines = [f"【{texts.KIND_ZH.get(esc.kind, esc.kind)} {esc.code}】{header}".rstrip(),
+             f"{esc.household.label} {who}{'（' + cat + '）' if cat else ''}".strip()]
+    if esc.summary:
+        lines.append(esc.summary)
+    if esc.text:
+        lines.append(f"原话：“{esc.text}”")
+    lines.append(f"报告时间：{hhmm(settings, esc.opened_at)}")
+    if esc.kind == "emergency":
+        lines.append("已提示居民拨打120，请立即联系！")
+    lines.append(f"回复“收到 {esc.code}”确认，“完成 {esc.code} 备注”办结。")
+    return "\n".join(lines)
+
+
+def _notify(staff: list[Staff], text: str, key: str) -> list[Outbound]:
+    return compact(to_person(s, text, kind="escalation", dedup_key=f"{key}:s{s.id}") for s in staff)
+
+
+async def open_escalation(
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    *,
+    kind: str,
+    household: Household,
+    resident: Resident | None,
+    text: str,
+    summary: str,
+    temperature: float | None = None,
+    inbound_id: int | None = None,
+    dedup_key: str | None = None,
+) -> tuple[Escalation, list[Outbound]]:
+    """Opens (or, the same day, updates) an escalation and returns the staff messages to send."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown escalation kind {kind!r}")
+    strict = dedup_key is not None
+    subject = f"r{resident.id}" if resident is not None else f"h{household.id}"
+    key = dedup_key or f"{kind}:{subject}:{local_date(settings, now).isoformat()}"
+    existing = await session.scalar(
+        select(Escalation).where(or_(Escalation.dedup_key == key, Escalation.dedup_key.like(key + "#%")))
+        .order_by(Escalation.id.desc()).limit(1))
+    if existing is not None and (strict or existing.status != "closed"):
+        if strict:
+            return existing, []
+        return existing, await _update(session, settings, now, existing, text=text, summary=summary,
+                                       temperature=temperature)
+    if existing is not None:  # the day's escalation was closed: a new report is a new case
+        key = f"{key}#{existing.id}"
+
+    esc = Escalation(kind=kind, household_id=household.id, household=household,
+                     resident_id=resident.id if resident else None, grid_id=household.building.grid_id,
+                     level=0, status="open", summary=summary, text=text[:2000], temperature=temperature,
+                     inbound_id=inbound_id, dedup_key=key, opened_at=now)
+    session.add(esc)
+    await session.flush()
+    level = MAX_LEVEL if kind == "emergency" else 0
+    staff = await recipients(session, settings, esc, level, resident)
+    # Nobody at the bottom of the chain (a grid without a worker): start where someone will hear it.
+    while not staff and level < MAX_LEVEL:
+        level += 1
+        staff = await recipients(session, settings, esc, level, resident)
+    esc.level = level
+    esc.deadline_at = _deadline(settings, now, level)
+    if not staff:
+        log.error("escalation %s of grid %s has no recipients at any level", esc.code, esc.grid_id)
+    log.info("escalation %s opened: kind=%s household=%s level=%s recipients=%s",
+             esc.code, kind, household.id, level, [s.id for s in staff])
+    body = await _alert_text(session, settings, esc, header="")
+    return esc, _notify(staff, body, f"esc:{esc.id}:L{level}")
+
+
+async def _update(session: AsyncSession, settings: Settings, now: datetime, esc: Escalation, *,
+                  text: str, summary: str, temperature: float | None) -> list[Outbound]:
+    worse = temperature is not None and (esc.temperature is None or temperature > esc.temperature + 0.05)
+    esc.text = ((esc.text + "\n" if esc.text else "") + text)[-2000:]
+    if summary:
+        esc.summary = summary
+    if not worse:
+        return []
+    before = esc.temperature
+    esc.temperature = temperature
+    staff = await recipients(session, settings, esc, esc.level)
+    if esc.status == "acked" and esc.acked_by:
+        # the one on it must know; others were already told it is handled
+        staff = [s for s in staff if s.id == esc.acked_by] or staff
+    resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
+    who = f"{esc.household.label} {resident.name if resident else ''}".strip()
+    since = f"（此前{fmt_temp(before)}）" if before is not None else ""
+    msg = (f"【{texts.KIND_ZH.get(esc.kind, esc.kind)} {esc.code}·更新】{who}\n"
+           f"体温升至{fmt_temp(temperature)}{since}\n原话：“{text}”\n报告时间：{hhmm(settings, now)}")
+    return _notify(staff, msg, f"esc:{esc.id}:upd:{temperature:.1f}")
+
+
+async def escalate_due(session: AsyncSession, settings: Settings, now: datetime) -> list[Outbound]:
+    """Moves every open, unacknowledged escalation whose deadline has passed up the chain."""
+    rows = (await session.scalars(
+        select(Escalation).where(Escalation.status == "open", Escalation.deadline_at.is_not(None),
+                                 Escalation.deadline_at <= now).order_by(Escalation.id)
+        .with_for_update(skip_locked=True))).unique().all()
+    out: list[Outbound] = []
+    for esc in rows:
+        old = esc.level
+        level = old
+        deadline = esc.deadline_at
+        while deadline is not None and deadline <= now and level < MAX_LEVEL:
+            level += 1
+            deadline = _deadline(settings, esc.opened_at, level)
+        before = {s.id for s in await recipients(session, settings, esc, old)}
+        after = await recipients(session, settings, esc, level)
+        new = [s for s in after if s.id not in before]
+        esc.level = level
+        esc.deadline_at = deadline
+        minutes = int((now - esc.opened_at).total_seconds() // 60)
+        waited = [s.name for s in after if s.id in before]
+        header = f"已{minutes}分钟无人确认" + (f"（已通知：{'、'.join(waited)}）" if waited else "")
+        body = await _alert_text(session, settings, esc, header=header)
+        out += _notify(new, body, f"esc:{esc.id}:L{level}")
+        log.info("escalation %s moved up %s→%s, %s new recipients", esc.code, old, level, len(new))
+    return out
+
+
+# --- acting on an escalation (staff commands) ---------------------------------------------------------
+
+
+async def _get_for_staff(session: AsyncSession, settings: Settings, staff: Staff, code: str) -> Escalation:
+    try:
+        esc_id = int(code.upper().lstrip("E"))
+    except ValueError:
+        raise UserError(texts.NOT_FOUND_CODE.format(code=code)) from None
+    esc = await session.get(Escalation, esc_id)
+    code = f"E{esc_id}"
+    if esc is None:
+        raise UserError(texts.NOT_FOUND_CODE.format(code=code))
+    if esc.grid_id in await grids_of(session, staff):
+        return esc
+    # 1+4 team members, the medic of the team and the street officer: whoever was told may act
+    if staff.id in {s.id for s in await recipients(session, settings, esc, esc.level)}:
+        return esc
+    raise UserError(texts.OUT_OF_SCOPE.format(code=code))
+
+
+async def ack_escalation(session: AsyncSession, settings: Settings, now: datetime, staff: Staff,
+                         code: str) -> list[Outbound]:
+    """收到 E23: stops the chain and tells the resident privately that someone is on it."""
+    esc = await _get_for_staff(session, settings, staff, code)
+    if esc.status == "closed":
+        return compact([to_person(staff, texts.ESC_ALREADY_CLOSED.format(code=esc.code))])
+    if esc.status == "acked":
+        by = await session.get(Staff, esc.acked_by) if esc.acked_by else None
+        return compact([to_person(staff, texts.ESC_ALREADY_ACKED.format(
+            code=esc.code, name=by.name if by else "", at=hhmm(settings, esc.acked_at or now)))])
+    others = [s for s in await recipients(session, settings, esc, esc.level) if s.id != staff.id]
+    esc.status, esc.acked_by, esc.acked_at, esc.deadline_at = "acked", staff.id, now, None
+    audit(session, now, staff, "escalation.ack", esc.code, household=esc.household.label)
+    out = [to_person(staff, texts.ESC_ACKED.format(code=esc.code))]
+    resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
+    if resident is not None and esc.kind != "missed":
+        out.append(to_person(resident, texts.ACKED_TO_RESIDENT.format(role=staff.role, name=staff.name),
+                             dedup_key=f"esc:{esc.id}:ack-resident"))
+    # the others who were alerted can stand down
+    out += _notify(others, texts.ESC_ACKED_OTHERS.format(code=esc.code, role=staff.role, name=staff.name),
+                   f"esc:{esc.id}:acked")
+    return compact(out)
+
+
+async def close_escalation(session: AsyncSession, settings: Settings, now: datetime, staff: Staff, code: str,
+                           note: str | None = None) -> list[Outbound]:
+    """完成 E23 已送医: closes (and acknowledges, if nobody had) with the note."""
+    esc = await _get_for_staff(session, settings, staff, code)
+    if esc.status == "closed":
+        return compact([to_person(staff, texts.ESC_ALREADY_CLOSED.format(code=esc.code))])
+    out: list[Outbound | None] = []
+    resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
+    if esc.status == "open":
+        esc.acked_by, esc.acked_at = staff.id, now
+        if resident is not None and esc.kind != "missed":
+            out.append(to_person(resident, texts.ACKED_TO_RESIDENT.format(role=staff.role, name=staff.name),
+                                 dedup_key=f"esc:{esc.id}:ack-resident"))
+    esc.status, esc.closed_by, esc.closed_at, esc.deadline_at = "closed", staff.id, now, None
+    esc.note = note or None
+    # the note may hold health words ("已送医"); the audit keeps only that there is one
+    audit(session, now, staff, "escalation.close", esc.code, household=esc.household.label, note=bool(note))
+    out.insert(0, to_person(staff, texts.ESC_CLOSED.format(code=esc.code)))
+    return compact(out)
+
+
+def describe_level(staff: list[Staff]) -> str:
+    """'网格员张伟' or '网格员张伟、民警刘强' — how a resident hears who was told."""
+    return "、".join(staff_title(s) for s in staff[:3]) or "社区工作人员"
+
+
+__all__ = ["open_escalation", "escalate_due", "ack_escalation", "close_escalation", "recipients",
+           "describe_level", "MAX_LEVEL"]

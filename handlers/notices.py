@@ -1,0 +1,71 @@
+"""Notices (通知) that staff send through the bot to building groups: one building, a grid, or all.
+
+A notice is the staff member's own words, sent on purpose, so it does not go through the
+health-detail guard of `handlers.common.group_message`; it is recorded (Notice row, AuditEvent) so
+that what went to which groups can be looked up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.dispatch import UserError
+from bot.model import Outbound
+from handlers import texts
+from handlers.common import audit, grids_of, natural_key
+from storage.models import Building, Grid, Notice, Staff
+
+log = logging.getLogger(__name__)
+
+ALL = ("全部", "所有", "全体")
+MY_GRID = ("网格", "本网格", "我的网格")
+
+
+async def buildings_for_scope(session: AsyncSession, staff: Staff, scope: str) -> list[Building]:
+    """The groups a scope names, within what the staff member covers."""
+    grid_ids = await grids_of(session, staff)
+    if not grid_ids:
+        return []
+    rows = list((await session.scalars(select(Building).where(Building.grid_id.in_(grid_ids),
+                                                               Building.chat_id.is_not(None)))).unique().all())
+    scope = scope.strip()
+    if scope in ALL or scope in MY_GRID:
+        chosen = rows
+    else:
+        grid = await session.scalar(select(Grid).where(Grid.name == scope))
+        if grid is not None and grid.id in grid_ids:
+            chosen = [b for b in rows if b.grid_id == grid.id]
+        else:
+            m = re.fullmatch(r"(\d{1,3})\s*(?:号楼|号院|栋|幢|楼|院|号)?", scope)
+            chosen = [b for b in rows if b.name == scope] or (
+                [b for b in rows if b.number == m.group(1)] if m else [])
+    return sorted(chosen, key=lambda b: natural_key(b.name))
+
+
+async def send_notice(session: AsyncSession, settings: Settings, now: datetime, staff: Staff, scope: str,
+                      text: str) -> tuple[Notice, list[Outbound]]:
+    """Records a notice and returns one group message per building (kind "notice").
+
+    The caller enqueues the messages with `notice_id=notice.id` (bot.outbox.enqueue).
+    """
+    text = text.strip()
+    if not text:
+        raise UserError(texts.NOTICE_EMPTY)
+    buildings = await buildings_for_scope(session, staff, scope)
+    if not buildings:
+        raise UserError(texts.NOTICE_NO_GROUPS.format(scope=scope))
+    notice = Notice(staff_id=staff.id, scope=scope[:100], text=text, created_at=now)
+    session.add(notice)
+    await session.flush()
+    body = f"【通知】{text}\n—— {staff.role}{staff.name}"
+    out = [Outbound(channel=b.channel, to_chat=b.chat_id, text=body, kind="notice",
+                    dedup_key=f"notice:{notice.id}:b{b.id}") for b in buildings]
+    audit(session, now, staff, "notice.send", scope[:100], notice_id=notice.id, groups=len(out))
+    log.info("notice %s by staff %s to %s groups", notice.id, staff.id, len(out))
+    return notice, out

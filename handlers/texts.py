@@ -1,0 +1,117 @@
+"""Every user-facing Chinese string of the handlers, in one place, so wording can be reviewed at once.
+
+Group lines (GROUP_*) never carry a name, a room, a temperature or a symptom: they are checked by
+`handlers.common.group_message` as well.
+"""
+
+from __future__ import annotations
+
+SYMPTOMS_ZH = {
+    "fever": "发热",
+    "cough": "咳嗽",
+    "sore_throat": "咽痛",
+    "fatigue": "乏力",
+    "breathing": "呼吸困难/胸闷",
+    "diarrhea": "腹泻",
+    "taste_smell": "嗅觉味觉减退",
+    "headache": "头痛",
+    "runny_nose": "流涕",
+    "muscle_ache": "肌肉酸痛",
+    "chills": "畏寒",
+    "vomiting": "呕吐",
+}
+
+KIND_ZH = {"fever": "发热预警", "symptom": "症状报告", "emergency": "紧急求助", "missed": "未按时报告"}
+REQUEST_ZH = {"groceries": "买菜", "medicine": "买药", "garbage": "垃圾清运", "other": "帮办"}
+SLOT_ZH = {"am": "上午", "pm": "下午", "day": "今日"}
+
+# --- group lines: neutral by construction ---
+GROUP_ABNORMAL = "已收到，工作人员马上联系您。"
+GROUP_REQUEST = "已收到，工作人员会私信联系您。"
+
+# --- residents, private ---
+SAFE_OK = "已记录：{label} {what}平安{temp}。谢谢！"
+SAFE_OK_NEIGHBOUR = "已记录：您为 {label} 代报平安{temp}。谢谢！"
+CORRECTED = "已更正：{label} {what}{temp}。"
+ABNORMAL_ACK = (
+    "已收到您报告的情况（{summary}），已转告{worker}，会尽快联系您。\n"
+    "请一小时后再测一次体温并回复。如出现呼吸困难、胸痛、意识不清，请立即拨打120。"
+)
+ABNORMAL_UPDATE = "已更新您报告的情况（{summary}），{worker}已知悉。请一小时后再测一次体温并回复。"
+EMERGENCY_ACK = "请立即拨打120！已同时通知{worker}和社区医护人员，他们马上联系您。"
+UNCLEAR = "您是说体温{guess}℃吗？请回复如：36.5 正常"
+UNCLEAR_GENERIC = "没看明白，请再说一遍。报平安可回复如：3-2-501 36.5 正常"
+RESIDENT_HELP = (
+    "您好！每天请报平安，例如：“36.5 正常”或“全家都好”。\n"
+    "身体不适请直接说明，如：“发烧38度，咳嗽”。\n"
+    "需要买菜、买药、清运垃圾，请直接说，如：“帮忙买点青菜和鸡蛋”。"
+)
+UNKNOWN_HOUSEHOLD = "没有找到 {address} 这户，请核对楼号-单元-房号（例如 3-2-501）。"
+ACKED_TO_RESIDENT = "{role}{name}已收到您报告的情况，会尽快联系您。"
+CLOSED_TO_RESIDENT = "您报告的情况（{code}）已处理完毕。{note}"
+
+# --- registration ---
+REG_ASK = (
+    "您好，我是社区网格服务机器人。第一次使用请告诉我您的住址和姓名，"
+    "格式：楼号-单元-房号 姓名，例如：3-2-501 王芳"
+)
+REG_NOT_FOUND = "名单里没有找到 {address}，请核对后再发一次（楼号-单元-房号，例如 3-2-501），或联系网格员。"
+REG_WRONG_BUILDING = "本群是{building}的群，{address} 不在本楼。请核对楼号，或在自己楼栋的群里登记。"
+REG_AMBIGUOUS = "有几个社区都有{number}号楼：{choices}。请连同社区一起回复，例如：{example}"
+REG_DONE = "登记成功：{label} {name}。以后每天报平安直接回复“平安”或体温即可，例如：36.5 正常。"
+REG_NAME_TAKEN = "{label} 已有一位“{name}”登记了微信，请联系网格员核对。"
+REG_TO_WORKER = "【新登记】{label} {name} 已绑定微信（{channel}）。"
+REG_EMERGENCY = "请立即拨打120！已通知本楼网格员。请同时告诉我您的住址：楼号-单元-房号 姓名。"
+REG_FEVER = "已转告本楼网格员。请告诉我您的住址和姓名（例如 3-2-501 王芳），便于网格员联系您。"
+UNREGISTERED = "未登记居民"
+
+# --- service requests ---
+REQUEST_CREATED = "已登记您的{cat}需求{code}：{items}。有人接单后会通知您。"
+REQUEST_TO_STAFF = "【{cat}需求 {code}】{label} {name}\n内容：{items}\n原话：“{text}”\n回复“接单 {code}”接单。"
+REQUEST_TAKEN = "您的{cat}需求{code}已由{role}{name}接单，会尽快为您办理。"
+REQUEST_DONE = "您的{cat}需求{code}已完成。{note}"
+
+# --- staff ---
+STAFF_HELP = (
+    "可用命令（私聊发给我）：\n"
+    "收到 E23 —— 确认预警\n"
+    "完成 E23 备注 —— 办结预警\n"
+    "接单 R12 —— 接服务需求\n"
+    "完成 R12 备注 —— 完成服务需求\n"
+    "未报 —— 本网格今日未报户\n"
+    "今日 —— 本网格今日台账\n"
+    "隔离 3-2-501 [姓名] [11-20] —— 登记居家隔离\n"
+    "解除 3-2-501 [姓名] —— 解除居家隔离\n"
+    "通知 3号楼|网格|全部 内容 —— 发群通知\n"
+    "帮助 —— 本说明"
+)
+STAFF_UNKNOWN = "没看懂这条命令。发送“帮助”查看可用命令。"
+NOT_FOUND_CODE = "没有找到 {code}。"
+OUT_OF_SCOPE = "{code} 不在您负责的范围内，请联系对应网格员。"
+ESC_ACKED = "已确认 {code}，预警不再上报。办结后请回复“完成 {code} 备注”。"
+ESC_ALREADY_ACKED = "{code} 已由{name}于{at}确认。"
+ESC_CLOSED = "已办结 {code}。"
+ESC_ALREADY_CLOSED = "{code} 已办结。"
+ESC_ACKED_OTHERS = "{code} 已由{role}{name}确认处理。"
+REQ_TAKEN_OK = "已接单 {code}：{label} {items}。完成后请回复“完成 {code}”。"
+REQ_ALREADY_TAKEN = "{code} 已由{name}接单。"
+REQ_DONE_OK = "已完成 {code}，已告知居民。"
+REQ_ALREADY_DONE = "{code} 已完成。"
+UNREPORTED_NONE = "今日各户都已报告（共{total}户）。"
+UNREPORTED_HEAD = "今日未报 {n}/{total} 户："
+QUARANTINE_OK = "已登记居家隔离：{label} {names}，自{start}起共{days}天（至{end}）。"
+QUARANTINE_TO_RESIDENT = (
+    "您已登记居家隔离，自{start}起共{days}天。每天{times}会提醒您测体温，请按时回复，如：36.5 正常。"
+)
+RELEASE_OK = "已解除居家隔离：{label} {names}。"
+RELEASE_NONE = "{label} 没有正在居家隔离的人员。"
+RELEASE_TO_RESIDENT = "您的居家隔离已于今日解除，感谢配合！"
+HOUSEHOLD_NOT_FOUND = "没有找到 {address} 这户。"
+HOUSEHOLD_OUT_OF_SCOPE = "{label} 不在您负责的网格内。"
+NO_SUCH_RESIDENT = "{label} 没有叫“{name}”的居民。"
+NO_RESIDENTS = "{label} 名单上没有居民，请先在名单中添加。"
+BAD_DATE = "日期看不懂：{text}。请写成 11-20 或 2026-11-20。"
+NOTICE_OK = "通知已发送到 {n} 个群。"
+NOTICE_NO_GROUPS = "没有找到可发送的群：{scope}。"
+NOTICE_USAGE = "用法：通知 3号楼|网格|全部 通知内容"
+NOTICE_EMPTY = "通知内容不能为空。用法：通知 3号楼|网格|全部 通知内容"
