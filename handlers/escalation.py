@@ -201,7 +201,7 @@ async def escalate_due(session: AsyncSession, settings: Settings, now: datetime)
     rows = (await session.scalars(
         select(Escalation).where(Escalation.status == "open", Escalation.deadline_at.is_not(None),
                                  Escalation.deadline_at <= now).order_by(Escalation.id)
-        .with_for_update(skip_locked=True))).unique().all()
+        .with_for_update(skip_locked=True, of=Escalation))).unique().all()
     out: list[Outbound] = []
     for esc in rows:
         old = esc.level
