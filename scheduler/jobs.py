@@ -31,6 +31,7 @@ from bot.config import Settings, parse_clock
 from bot.model import Outbound
 from bot.outbox import enqueue
 from scheduler import texts
+from storage.ledger import compute_ledger, format_grid_ledger
 from storage.models import (
     Building,
     CheckIn,
@@ -41,7 +42,6 @@ from storage.models import (
     Quarantine,
     Reminder,
     Resident,
-    ServiceRequest,
     Staff,
     StaffScope,
 )
@@ -482,17 +482,15 @@ async def ledger(rt: Any, now: datetime) -> int:
     """Each grid worker's private daily ledger (台账); a worker of several grids gets one message."""
     s = rt.settings
     day = now.astimezone(s.tz).date()
-    compute = _impl("storage.ledger", "compute_ledger", fallback_compute_ledger)
-    fmt = _impl("storage.ledger", "format_grid_ledger", fallback_format_grid_ledger)
     async with rt.db.session() as ses:
-        data = await compute(ses, day, s, now=now)
+        data = await compute_ledger(ses, day, s, now=now)
         grid_ids = dict((await ses.execute(select(Grid.name, Grid.id))).all())
         workers = await _workers(ses, list(grid_ids.values()))
     by_staff: dict[int, tuple[Staff, list[str]]] = {}
     for g in data["grids"]:
         gid = grid_ids.get(g["grid"])
         for st in workers.get(gid, []) if gid is not None else []:
-            by_staff.setdefault(st.id, (st, []))[1].append(fmt(g, day))
+            by_staff.setdefault(st.id, (st, []))[1].append(format_grid_ledger(g, day))
     staff = sorted(by_staff.values(), key=lambda v: v[0].id)
     n = 0
     for part in chunks(staff):
@@ -595,51 +593,6 @@ async def fallback_open_escalation(session: AsyncSession, settings: Settings, no
                   if all(st.id != x.id for x in staff)]
     body = texts.fallback_escalation(esc.code, summary)
     return esc, [m for st in staff if (m := _to_person(st, body, "escalation", f"esc:{esc.id}:L0:s{st.id}"))]
-
-
-async def fallback_compute_ledger(session: AsyncSession, day: date, settings: Settings,
-                                  grid_names: Sequence[str] | None = None, now: datetime | None = None) -> dict:
-    """A minimal stand-in for storage.ledger.compute_ledger (same JSON shape, INTERFACES.md)."""
-    grids = (await session.execute(select(Grid.id, Grid.name).order_by(Grid.name))).all()
-    if grid_names is not None:
-        grids = [g for g in grids if g[1] in set(grid_names)]
-    out = []
-    for gid, name in grids:
-        households = (await session.scalars(select(Household).join(Building).where(Building.grid_id == gid))).all()
-        checks = (await session.execute(
-            select(CheckIn.household_id, CheckIn.status, CheckIn.fever).join(Household).join(Building)
-            .where(Building.grid_id == gid, CheckIn.date == day))).all()
-        status: dict[int, str] = {}
-        for hid, st, _ in checks:
-            status[hid] = "abnormal" if st == "abnormal" or status.get(hid) == "abnormal" else "safe"
-        quarantined = await session.scalar(
-            select(func.count(Quarantine.id)).join(Resident).join(Household).join(Building)
-            .where(Building.grid_id == gid, Quarantine.released_at.is_(None), Quarantine.start <= day))
-        missed = await session.scalar(
-            select(func.count(Reminder.id)).join(Resident).join(Household).join(Building)
-            .where(Building.grid_id == gid, Reminder.date == day, Reminder.missed_at.is_not(None)))
-        open_esc = await session.scalar(select(func.count(Escalation.id)).where(
-            Escalation.grid_id == gid, Escalation.status != "closed"))
-        open_req = await session.scalar(select(func.count(ServiceRequest.id)).where(
-            ServiceRequest.grid_id == gid, ServiceRequest.status.in_(("open", "taken"))))
-        out.append({
-            "grid": name, "households": len(households), "reported": len(status),
-            "safe": sum(1 for v in status.values() if v == "safe"),
-            "abnormal": sum(1 for v in status.values() if v == "abnormal"),
-            "unreported": sorted(h.label for h in households if h.id not in status),
-            "fevers": sum(1 for *_, fever in checks if fever), "quarantined": quarantined or 0,
-            "missed_reports": missed or 0, "open_escalations": open_esc or 0, "open_requests": open_req or 0,
-        })
-    return {"date": day.isoformat(), "grids": out}
-
-
-def fallback_format_grid_ledger(g: dict, day: date) -> str:
-    unreported = "、".join(g["unreported"][:50]) + ("等" if len(g["unreported"]) > 50 else "")
-    return (f"【{g['grid']} 台账 {day.isoformat()}】\n应报 {g['households']} 户，已报 {g['reported']} 户"
-            f"（平安 {g['safe']}，异常 {g['abnormal']}），未报 {len(g['unreported'])} 户"
-            + (f"：{unreported}" if unreported else "")
-            + f"\n发热 {g['fevers']} 人，居家隔离 {g['quarantined']} 人，漏报 {g['missed_reports']} 次"
-            f"\n未办结：预警 {g['open_escalations']}，服务 {g['open_requests']}")
 
 
 __all__ = ["JOB_NAMES", "run_job", "fire", "register_runtime", "current_runtime", "daily_times", "reminder_slots",

@@ -115,28 +115,40 @@ def make_jobstore(database_url: str) -> BaseJobStore:
 
 
 async def catch_up(runtime: Any, now: datetime | None = None) -> int:
-    """What the scheduler would have done while no process was leading: see the module docstring."""
+    """What the scheduler would have done while no process was leading: see the module docstring.
+
+    Each step stands alone: one that fails is logged and the others still run.
+    """
     s = runtime.settings
     now = (now or runtime.clock.now()).astimezone(s.tz)
-    n = await jobs.run_job("quarantine-reminders", runtime, now)
-    for name in ("daily-prompt", "progress", "ledger"):
-        due = jobs.last_fire(s, name, now)
-        if due is None:
-            continue
-        async with runtime.db.session() as ses:
-            if await jobs.has_run(ses, name, jobs.period_of(due)):
-                continue
-        if now - due <= s.grace_delta:
-            log.info("catch-up: %s was due at %s; running it now", name, due.isoformat())
-            n += await jobs.run_job(name, runtime, now)
-        else:
-            log.warning("catch-up: %s due at %s skipped: %s late, beyond the grace of %s",
-                        name, due.isoformat(), now - due, s.grace)
-            async with runtime.db.session() as ses:
-                await jobs.record_run(ses, name, jobs.period_of(due), now, {"skipped": True})
-    for name in ("quarantine-ends", "follow-up", "escalation-sweep"):
-        n += await jobs.run_job(name, runtime, now)
+    n = 0
+    for name in jobs.JOB_NAMES:
+        try:
+            n += await _catch_up_one(runtime, name, now)
+        except Exception:  # noqa: BLE001 - the regular runs will sweep again
+            log.exception("catch-up: %s failed", name)
     return n
+
+
+async def _catch_up_one(runtime: Any, name: str, now: datetime) -> int:
+    s = runtime.settings
+    if name not in ("daily-prompt", "progress", "ledger"):
+        # Sweeps that decide for themselves what is due (the reminders apply the grace per slot).
+        return await jobs.run_job(name, runtime, now)
+    due = jobs.last_fire(s, name, now)
+    if due is None:
+        return 0
+    async with runtime.db.session() as ses:
+        if await jobs.has_run(ses, name, jobs.period_of(due)):
+            return 0
+    if now - due <= s.grace_delta:
+        log.info("catch-up: %s was due at %s; running it now", name, due.isoformat())
+        return await jobs.run_job(name, runtime, now)
+    log.warning("catch-up: %s due at %s skipped: %s late, beyond the grace of %s",
+                name, due.isoformat(), now - due, s.grace)
+    async with runtime.db.session() as ses:
+        await jobs.record_run(ses, name, jobs.period_of(due), now, {"skipped": True})
+    return 0
 
 
 # --- the service -----------------------------------------------------------------------------------
