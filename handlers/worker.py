@@ -193,7 +193,7 @@ async def _household_in_scope(ctx: Context, address_text: str) -> Household:
 
 
 def _split_args(args: str) -> tuple[str, list[str]]:
-    tokens = args.split()
+    tokens = [t for t in re.split(r"[\s,，、:;；]+", args) if t]
     if not tokens:
         return "", []
     return tokens[0], tokens[1:]
