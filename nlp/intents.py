@@ -68,6 +68,8 @@ def has_laugh(clauses: list[Clause]) -> bool:
 def suppressed_from(clause: Clause) -> int:
     """Index of the first token after a hyperbole or irrealis marker; words from
     there on are figures of speech ("笑得喘不上气", "差点晕倒")."""
+    if Kind.HYPERBOLE not in clause.kinds and Kind.IRREALIS not in clause.kinds:
+        return len(clause.tokens)
     for i, tok in enumerate(clause.tokens):
         if tok.kind in (Kind.HYPERBOLE, Kind.IRREALIS):
             return i

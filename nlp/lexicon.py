@@ -9,10 +9,10 @@ negation and 发烧友 (a hobbyist) from reading as a fever.
 
 from __future__ import annotations
 
-from enum import Enum
+class Kind:
+    """Kinds of lexicon words.  Plain string constants rather than an Enum:
+    they are hashed and compared for every token, and Enum hashing is slow."""
 
-
-class Kind(Enum):
     SYMPTOM = "symptom"  # value: symptom code
     FEVER = "fever"  # a fever word (发烧, 低烧...)
     BURN = "burn"  # bare 烧: a fever only in a fever-like frame
@@ -242,13 +242,13 @@ _BODY: dict[str, tuple[str, ...]] = {
 }
 _PAIN = ("疼", "痛", "酸", "酸疼", "酸痛", "疼痛", "胀痛", "干疼", "刺痛", "生疼")
 
-Term = tuple[Kind, str]
+Term = tuple[str, str]
 
 
 def _build() -> dict[str, Term]:
     table: dict[str, Term] = {}
 
-    def put(words: tuple[str, ...], kind: Kind, value: str = "") -> None:
+    def put(words: tuple[str, ...], kind: str, value: str = "") -> None:
         for w in words:
             table.setdefault(w, (kind, value))
 

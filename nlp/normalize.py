@@ -80,10 +80,12 @@ class Normalized:
     laugh: bool
 
 
+# Text made only of these needs no per-character look at Unicode categories.
+_PLAIN_RE = re.compile(r"[\u4e00-\u9fff\w \n，。：；！？、,.:;!?\-()（）【】「」《》<>\[\]…~～%°+/·“”\"'=*#&]*")
+
+
 def _strip_junk(text: str) -> str:
-    if text.isascii() or all(
-        "\u4e00" <= ch <= "\u9fff" or ch.isalnum() or ch in "，。：；！？、,.:;!?- \n" for ch in text
-    ):
+    if _PLAIN_RE.fullmatch(text):
         return text
     out = []
     for ch in text:

@@ -20,6 +20,7 @@ from nlp.intents import (
     is_hypothetical,
     is_notice,
     rumour_clauses,
+    suppressed_from,
 )
 from nlp.lexicon import Kind
 from nlp.normalize import normalize
@@ -123,14 +124,14 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     clauses = build_clauses(body, cut(body))
     readings = find_readings(body)
     address = find_address(body)
-    laugh = norm.laugh or has_laugh(clauses)
-    notice = is_notice(clauses, any(r.value >= fever_at for r in readings))
-    rumour = rumour_clauses(clauses)
-    proxy = any(t.word in _PROXY_WORDS for c in clauses for t in c.tokens)
-    mundane = any(t.kind is Kind.MUNDANE for c in clauses for t in c.tokens)
-    health = any(
-        t.kind in (Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY) and not t.negated for c in clauses for t in c.tokens
-    ) or any(r.value >= fever_at for r in readings)
+    fever_reading = any(r.value >= fever_at for r in readings)
+    flags = _message_flags(clauses)
+    laugh = norm.laugh or flags.laugh
+    notice = is_notice(clauses, fever_reading) if flags.notice else False
+    rumour = rumour_clauses(clauses) if flags.rumour else set()
+    proxy = flags.proxy
+    mundane = flags.mundane
+    health = flags.health or fever_reading
 
     span = _Span()
     emergency = False
@@ -147,10 +148,12 @@ def _parse(text: str, fever_at: float) -> ParseResult:
             subject = None
         subject, named = _clause_subject(clause, subject)
         subjects.append(subject)
-        if notice or i in rumour or is_hypothetical(clause):
+        if notice or i in rumour or (Kind.HYPOTHETICAL in clause.kinds or Kind.NOTICE in clause.kinds) and is_hypothetical(clause):
             continue
         eligible.append(clause)
-        if emergency_in(clause, laugh, mundane, health):
+        if (Kind.EMERGENCY in clause.kinds or Kind.CRY in clause.kinds) and emergency_in(
+            clause, laugh, mundane, health
+        ):
             emergency = True
             # Only a sign in someone (not a bare cry, "救命！着火了") makes the
             # message a health report about them.
@@ -191,10 +194,8 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         who = first_subject if checkin is not None else emergency_subject
         concerns = who if who in ("self", "family", "neighbour", "other") else ("self" if checkin else None)
     unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
-    correction = any(t.kind is Kind.CORRECTION for c in clauses for t in c.tokens) or bool(
-        _CORRECTION_RE.search(body)
-    )
-    persons = _persons(counted, counted_readings, fever_at)
+    correction = flags.correction or ("不是" in body and bool(_CORRECTION_RE.search(body)))
+    persons = _persons(counted, counted_readings, fever_at) if counted else ()
     return ParseResult(
         checkin=checkin,
         fever=fever,
@@ -209,6 +210,40 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         correction=correction,
         persons=persons,
     )
+
+
+@dataclass(slots=True)
+class _Flags:
+    laugh: bool = False
+    notice: bool = False
+    rumour: bool = False
+    proxy: bool = False
+    mundane: bool = False
+    health: bool = False
+    correction: bool = False
+
+
+_HEALTH_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY})
+
+
+def _message_flags(clauses: list[Clause]) -> _Flags:
+    """Message-wide facts, in one walk over the tokens that carry a kind."""
+    flags = _Flags()
+    for clause in clauses:
+        kinds = clause.kinds
+        if not kinds:
+            continue
+        flags.notice |= Kind.NOTICE in kinds
+        flags.rumour |= Kind.RUMOUR in kinds
+        flags.mundane |= Kind.MUNDANE in kinds
+        flags.correction |= Kind.CORRECTION in kinds
+        if Kind.HYPERBOLE in kinds:
+            flags.laugh |= has_laugh([clause])
+        if Kind.PROXY in kinds or Kind.ASK in kinds:
+            flags.proxy |= any(t.word in _PROXY_WORDS for t in clause.tokens)
+        if not flags.health and not kinds.isdisjoint(_HEALTH_KINDS):
+            flags.health = any(t.kind in _HEALTH_KINDS and not t.negated for t in clause.tokens)
+    return flags
 
 
 def _clause_subject(clause: Clause, inherited: str | None) -> tuple[str | None, bool]:
@@ -239,8 +274,6 @@ def _has_reading(clause: Clause, readings: list[Reading]) -> bool:
 
 
 def _gather(clause: Clause, span: _Span, joking: bool) -> None:
-    from nlp.intents import suppressed_from
-
     limit = suppressed_from(clause)
     toks = clause.tokens
     thing_seen = False

@@ -17,7 +17,7 @@ from nlp.lexicon import LEXICON, Kind
 
 _CLAUSE_BREAKS = frozenset("，,。！!？?；;\n\t ～~…|")
 _SENTENCE_BREAKS = frozenset("。！!？?\n")
-_QUESTION_MARKS = frozenset("？?")
+_BREAK_TOKENS = frozenset("，,。！!？?；;\n\t ～~…|")
 
 # Tokens a negation reaches over on its way to the next symptom.
 _NEG_PASSABLE = frozenset(
@@ -41,7 +41,7 @@ class Token:
     word: str
     start: int
     end: int
-    kind: Kind | None
+    kind: str | None
     value: str
     negated: bool = False
 
@@ -53,9 +53,10 @@ class Clause:
     sentence: int
     tokens: list[Token] = field(default_factory=list)
     question: bool = False
+    kinds: set[str] = field(default_factory=set)  # the kinds present, to skip idle clauses fast
 
 
-def _lookup(word: str) -> tuple[Kind | None, str]:
+def _lookup(word: str) -> tuple[str | None, str]:
     term = LEXICON.get(word)
     if term is not None:
         return term
@@ -72,16 +73,16 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
     current = Clause(0, 0, 0)
     pos = 0
     n = len(text)
+    lexicon_get = LEXICON.get
     for word in words:
-        start, end = pos, pos + len(word)
-        pos = end
-        first = word[0]
-        if first in _CLAUSE_BREAKS or word.isspace():
+        start = pos
+        pos = end = start + len(word)
+        if word in _BREAK_TOKENS or word.isspace() or word[0] in _CLAUSE_BREAKS:
             # "36。5": an ideographic stop between digits is a decimal point.
             if word == "。" and 0 < start < n - 1 and text[start - 1].isdigit() and text[end].isdigit():
                 current.tokens.append(Token(word, start, end, None, ""))
                 continue
-            if any(ch in _QUESTION_MARKS for ch in word):
+            if "？" in word or "?" in word:
                 current.question = True
             if current.tokens:
                 current.end = start
@@ -90,17 +91,30 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
                 sentence += 1
             current = Clause(end, end, sentence)
             continue
-        kind, value = _lookup(word)
-        if kind is Kind.QUESTION:
-            current.question = True
+        term = lexicon_get(word)
+        if term is None:
+            if len(word) < 3:
+                current.tokens.append(Token(word, start, end, None, ""))
+                continue
+            kind, value = _lookup(word)
+        else:
+            kind, value = term
+        if kind is not None:
+            current.kinds.add(kind)
+            if kind is Kind.QUESTION:
+                current.question = True
         current.tokens.append(Token(word, start, end, kind, value))
     if current.tokens:
         current.end = n
         clauses.append(current)
     for clause in clauses:
-        _join_body_pain(clause)
-        _resolve_burn(clause)
-        _apply_negation(clause)
+        kinds = clause.kinds
+        if Kind.PAIN in kinds and Kind.BODY in kinds:
+            _join_body_pain(clause)
+        if Kind.BURN in kinds or Kind.FEVER in kinds:
+            _resolve_burn(clause)
+        if Kind.NEG in kinds:
+            _apply_negation(clause)
     return clauses
 
 
@@ -115,6 +129,7 @@ def _join_body_pain(clause: Clause) -> None:
             body = tok
         elif tok.kind is Kind.PAIN and body is not None:
             tok.kind, tok.value = Kind.SYMPTOM, body.value
+            clause.kinds.add(Kind.SYMPTOM)
             body = None
         elif tok.word not in _BODY_PAIN_GAP:
             body = None
@@ -130,6 +145,8 @@ def _resolve_burn(clause: Clause) -> None:
             prev = words[i - 1] if i else ""
             fever_frame = nxt in _BURN_NEXT or prev in ("还", "在", "又", "有点", "一直", "开始", "不", "没", "别")
             tok.kind = Kind.FEVER if fever_frame and not cooking else None
+            if tok.kind is Kind.FEVER:
+                clause.kinds.add(Kind.FEVER)
         elif tok.kind is Kind.FEVER and tok.word in ("烧了", "烧着", "烧得") and cooking:
             tok.kind = None
 
