@@ -15,7 +15,6 @@ from the module-level registry here, so nothing live is pickled into the job sto
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time as _time
 from collections import defaultdict
@@ -30,12 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings, parse_clock
 from bot.model import Outbound
 from bot.outbox import enqueue
+from handlers.escalation import escalate_due, open_escalation
 from scheduler import texts
 from storage.ledger import compute_ledger, format_grid_ledger
 from storage.models import (
     Building,
     CheckIn,
-    Escalation,
     Grid,
     Household,
     JobRun,
@@ -162,17 +161,6 @@ def _to_person(person: Resident | Staff, text: str, kind: str, dedup_key: str,
         return None
     return Outbound(channel=private_channel(person.channel, fallback_channel), to_user=person.channel_user_id,
                     text=text, kind=kind, dedup_key=dedup_key)
-
-
-def _impl(module: str, name: str, fallback: Callable[..., Any] | None) -> Callable[..., Any] | None:
-    """A function of another part of gridbot, or our fallback while that part is not there."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return fallback
-    return getattr(mod, name, fallback)
 
 
 async def _grid_staff(session: AsyncSession, grid_ids: Sequence[int] | None,
@@ -356,7 +344,6 @@ async def _reminder_followups(rt: Any, now: datetime) -> int:
                 or_(Reminder.followup_at.is_(None), Reminder.due_at <= missed_before))
             .order_by(Reminder.id))).all()
     n = 0
-    open_escalation = _impl("handlers.escalation", "open_escalation", fallback_open_escalation)
     for part in chunks(ids):
         async with rt.db.session() as ses:
             rems = (await ses.scalars(select(Reminder).where(Reminder.id.in_(part)).order_by(Reminder.id))).all()
@@ -393,8 +380,7 @@ async def _reminder_followups(rt: Any, now: datetime) -> int:
                     if claimed != 1:
                         continue
                     hh = resident.household
-                    summary = texts.missed_summary(hh.label, resident.name, day_no, days, rem.slot,
-                                                   rem.due_at.astimezone(s.tz).strftime("%H:%M"))
+                    summary = texts.missed_summary(rem.slot, _hhmm(rem.due_at, s), _hhmm(rem.followup_at, s))
                     esc, msgs = await open_escalation(
                         ses, s, now, kind="missed", household=hh, resident=resident, text="", summary=summary,
                         dedup_key=f"missed:{rem.resident_id}:{rem.date.isoformat()}:{rem.slot}")
@@ -415,6 +401,10 @@ async def _reminder_followups(rt: Any, now: datetime) -> int:
                         out.append(msg)
             n += len(await enqueue(ses, out, now))
     return n
+
+
+def _hhmm(when: datetime | None, settings: Settings) -> str | None:
+    return when.astimezone(settings.tz).strftime("%H:%M") if when else None
 
 
 def _quarantine_on(qs: Sequence[Quarantine], day: date) -> Quarantine | None:
@@ -467,10 +457,6 @@ async def _household_nudges(rt: Any, now: datetime) -> int:
 
 async def escalation_sweep(rt: Any, now: datetime) -> int:
     """Moves unacknowledged escalations up the chain (handlers.escalation decides who is next)."""
-    escalate_due = _impl("handlers.escalation", "escalate_due", None)
-    if escalate_due is None:
-        log.debug("escalation-sweep: handlers.escalation is not installed; nothing to do")
-        return 0
     async with rt.db.session() as s:
         return len(await enqueue(s, await escalate_due(s, rt.settings, now), now))
 
@@ -565,34 +551,6 @@ async def run_job(name: str, runtime: Any, now: datetime | None = None) -> int:
             await record_run(s, name, period_of(due), now, {"messages": n})
     log.info("job %s: %d message(s) queued in %.2fs", name, n, _time.perf_counter() - started)
     return n
-
-
-# --- fallbacks while other parts of gridbot are not installed ---------------------------------------------
-
-
-async def fallback_open_escalation(session: AsyncSession, settings: Settings, now: datetime, *, kind: str,
-                                   household: Household, resident: Resident | None, text: str, summary: str,
-                                   temperature: float | None = None, inbound_id: int | None = None,
-                                   dedup_key: str | None = None) -> tuple[Escalation, list[Outbound]]:
-    """A minimal stand-in for handlers.escalation.open_escalation: the grid worker and the 1+4 team."""
-    if dedup_key:
-        existing = await session.scalar(select(Escalation).where(Escalation.dedup_key == dedup_key))
-        if existing is not None:
-            return existing, []
-    steps = settings.escalate_steps
-    esc = Escalation(kind=kind, household_id=household.id, resident_id=resident.id if resident else None,
-                     grid_id=household.building.grid_id, level=0, status="open", summary=summary, text=text,
-                     temperature=temperature, inbound_id=inbound_id, dedup_key=dedup_key, opened_at=now,
-                     deadline_at=now + steps[0] if steps else None)
-    session.add(esc)
-    await session.flush()
-    staff = (await _workers(session, [household.building.grid_id])).get(household.building.grid_id, [])
-    team = [i for i in (resident.cadre_id, resident.police_id, resident.medic_id) if i] if resident else []
-    if team:
-        staff += [st for st in (await session.scalars(select(Staff).where(Staff.id.in_(team)))).all()
-                  if all(st.id != x.id for x in staff)]
-    body = texts.fallback_escalation(esc.code, summary)
-    return esc, [m for st in staff if (m := _to_person(st, body, "escalation", f"esc:{esc.id}:L0:s{st.id}"))]
 
 
 __all__ = ["JOB_NAMES", "run_job", "fire", "register_runtime", "current_runtime", "daily_times", "reminder_slots",

@@ -31,11 +31,10 @@ def quarantine_followup(name: str, day: int, days: int, slot: str) -> str:
     )
 
 
-def missed_summary(label: str, name: str, day: int, days: int, slot: str, due_hhmm: str) -> str:
-    return (
-        f"居家隔离漏报：{label} {name}，第{day}天（共{days}天）{slot_label(slot)}体温未报"
-        f"（{due_hhmm} 提醒、再次提醒后仍无回复），请电话或上门核实。"
-    )
+def missed_summary(slot: str, due_hhmm: str, again_hhmm: str | None) -> str:
+    # The alert around it already names the household, the person and the quarantine day.
+    asked = f"{due_hhmm} 提醒" + (f"、{again_hhmm} 再次提醒" if again_hhmm else "")
+    return f"{slot_label(slot)}体温未报：{asked}{'均' if again_hhmm else '后'}无回复，请电话或上门核实。"
 
 
 def household_nudge(label: str) -> str:
@@ -44,11 +43,3 @@ def household_nudge(label: str) -> str:
 
 def quarantine_end(label: str, name: str, days: int) -> str:
     return f"居家隔离期满：{label} {name}，第{days}天已结束，回复 解除 {label}"
-
-
-def fallback_escalation(code: str, summary: str) -> str:
-    return f"【{code}】{summary} 回复 收到 {code}"
-
-
-def fallback_escalation_up(code: str, summary: str, minutes: int) -> str:
-    return f"【{code} 升级】{minutes}分钟无人确认：{summary} 回复 收到 {code}"

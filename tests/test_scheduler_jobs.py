@@ -253,7 +253,6 @@ async def test_evening_ledger_to_each_grid_worker_once(db):
 
 
 async def test_escalation_sweep_enqueues_the_next_level(db):
-    pytest.importorskip("handlers.escalation", reason="the escalation chain is handlers/escalation.py's")
     await seed(db)
     rt = make_runtime(db, at(START, 14))
     await run_job("quarantine-reminders", rt, at(START, 14))
