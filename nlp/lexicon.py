@@ -9,6 +9,7 @@ negation and 发烧友 (a hobbyist) from reading as a fever.
 
 from __future__ import annotations
 
+
 class Kind:
     """Kinds of lexicon words.  Plain string constants rather than an Enum:
     they are hashed and compared for every token, and Enum hashing is slow."""

@@ -142,6 +142,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     subject: str | None = None
     sentence = -1
     first_subject: str | None = None
+    named_subject: str | None = None
     for i, clause in enumerate(clauses):
         if clause.sentence != sentence:
             sentence = clause.sentence
@@ -168,6 +169,8 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         counted.append(clause)
         if first_subject is None and _has_finding(clause):
             first_subject = subject
+        if named_subject is None and subject is not None:
+            named_subject = subject
         _gather(clause, span, laugh and not readings)
 
     counted_readings = [r for r in readings if any(c.start <= r.start < c.end for c in counted)]
@@ -191,7 +194,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     request, items = find_request(eligible)
     concerns = None
     if checkin is not None or emergency:
-        who = first_subject if checkin is not None else emergency_subject
+        who = (first_subject or named_subject) if checkin is not None else emergency_subject
         concerns = who if who in ("self", "family", "neighbour", "other") else ("self" if checkin else None)
     unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
     correction = flags.correction or ("不是" in body and bool(_CORRECTION_RE.search(body)))

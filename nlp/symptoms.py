@@ -21,18 +21,17 @@ _BREAK_TOKENS = frozenset("，,。！!？?；;\n\t ～~…|")
 
 # Tokens a negation reaches over on its way to the next symptom.
 _NEG_PASSABLE = frozenset(
-    "、 和 及 或 或者 也 等 啥 什么 任何 其他 其它 别的 明显 出现 有 感觉 觉得 发 再 太 怎么 咋 很 一点 症状 的 过 都 是 见 "
-    "并 一直 多 怎么样 有过 啥的 之类 之类的 等等 等症状 : ： 咋样 咋的 什么的 也没 还 有点".split()
+    ["、", "和", "及", "或", "或者", "也", "等", "啥", "什么", "任何", "其他", "其它", "别的", "明显", "出现", "有", "感觉", "觉得", "发", "再", "太", "怎么", "咋", "很", "一点", "症状", "的", "过", "都", "是", "见", "并", "一直", "多", "怎么样", "有过", "啥的", "之类", "之类的", "等等", "等症状", ":", "：", "咋样", "咋的", "什么的", "也没", "还", "有点"]
 )
 # Particles that may close a clause after a final negation: "发烧倒是没有啊".
-_TRAILING_PARTICLES = frozenset("了 啊 的 呢 哦 呀 吧 哈 嗯 : ： 倒是 也 都 是 呐".split())
+_TRAILING_PARTICLES = frozenset(["了", "啊", "的", "呢", "哦", "呀", "吧", "哈", "嗯", ":", "：", "倒是", "也", "都", "是", "呐"])
 _NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL, Kind.SAFE, Kind.RESOLVED})
 # What a clause-final negation denies: "咳嗽：无" but not "无症状：无".
 _POST_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL})
 
 # A bare 烧 is a fever only in a fever frame, and never while cooking.
-_BURN_NEXT = frozenset("了 到 得 着 起来 呢 啊 还 一直 的".split())
-_COOKING = frozenset("把 锅 壶 水 饭 菜 火 纸 柴 煤 炉 肉 汤 炕 香".split())
+_BURN_NEXT = frozenset(["了", "到", "得", "着", "起来", "呢", "啊", "还", "一直", "的"])
+_COOKING = frozenset(["把", "锅", "壶", "水", "饭", "菜", "火", "纸", "柴", "煤", "炉", "肉", "汤", "炕", "香"])
 _KIN_SUFFIXES = ("大爷", "大娘", "奶奶", "爷爷", "阿姨", "大妈", "大姐", "大哥", "叔", "婶", "姨", "伯", "嫂", "老师", "师傅")
 
 
@@ -118,7 +117,7 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
     return clauses
 
 
-_BODY_PAIN_GAP = frozenset("有点 有些 很 特别 一直 还 也 都 挺 好 老 总 是 还是 又 开始 有一点 非常 比较 不 没 太 真".split())
+_BODY_PAIN_GAP = frozenset(["有点", "有些", "很", "特别", "一直", "还", "也", "都", "挺", "好", "老", "总", "是", "还是", "又", "开始", "有一点", "非常", "比较", "不", "没", "太", "真"])
 
 
 def _join_body_pain(clause: Clause) -> None:
