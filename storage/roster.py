@@ -272,10 +272,6 @@ def split_list(text: str) -> list[str]:
     return [t.strip() for t in re.split(r"[、,，;；]", text) if t.strip()]
 
 
-def mask_phone(phone: str) -> str:
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
-
-
 @dataclass(frozen=True)
 class BuildingRec:
     row: int
