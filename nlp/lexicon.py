@@ -42,6 +42,8 @@ class Kind:
     CORRECTION = "correction"  # 写错了, 更正
     BODY = "body"  # value: the symptom its pain means: 嗓子 → sore_throat
     PAIN = "pain"  # 疼, 痛: a symptom when a body part precedes it
+    PAST = "past"  # 昨天, 前天: what follows is over
+    NOW = "now"  # 今天, 现在: what follows is current
     NOTHING = "nothing"  # segmentation only: keeps a compound whole
 
 
@@ -91,6 +93,8 @@ _EMERGENCY_SIGNS = (
     "大出血", "吐血", "想不开", "自杀", "轻生", "跳楼", "寻死", "割腕", "晕了", "晕在", "昏了", "摔倒起不来",
     "嘴唇发紫", "嘴唇发青", "脸发紫", "脸色发紫", "不应", "没动静", "人事不省", "中风", "脑梗",
     "心梗", "心脏病犯了", "犯心脏病", "晕厥", "昏厥", "休克", "瘫倒", "不会动了", "叫不应", "人不行了",
+    "叫他不应", "叫她不应", "叫也不应", "叫也不答应", "叫也不理", "不理人", "起不来了", "头出血", "头流血",
+    "流了好多血", "流了很多血", "血流不止", "摔得起不来", "不省人事了",
     "嘴唇青紫", "青紫", "发绀", "脸色发青", "昏迷不醒", "倒在地上", "倒地上", "人事不知", "喊不应", "摔倒昏迷",
 )
 _CRIES = (
@@ -159,7 +163,7 @@ _PERSONS: dict[str, tuple[str, ...]] = {
         "我妈", "俺爹", "俺娘", "爸爸", "妈妈", "父亲", "母亲", "老母亲", "老父亲", "爷爷", "奶奶", "姥姥", "姥爷",
         "外公", "外婆", "闺女", "儿子", "女儿", "孙子", "孙女", "外孙", "外孙女", "小外孙", "老头子", "老头",
         "老太太", "老婆子", "那口子", "孩他爹", "孩他妈", "孩子他爹", "孩子他妈", "孩儿他爹", "家里", "全家",
-        "俺家", "咱家", "我家", "我们家", "俺们家", "一家", "家人", "家中", "老人", "家中老人", "老二", "老大",
+        "俺家", "咱家", "我家", "我们家", "俺们家", "一家", "家人", "家中", "老人", "家中老人", "老人家", "俺妈", "俺爸", "俺爷", "俺奶", "孩他娘", "孩子他娘", "老二", "老大",
         "小的", "大的", "两口子", "老两口", "一家人", "一家三口", "一家四口", "大人", "小孩", "宝宝", "娃",
         "俺们", "我们", "咱们", "咱家人", "婆婆", "公公", "岳父", "岳母", "丈母娘", "老丈人", "哥", "姐", "弟",
         "妹", "哥哥", "姐姐", "弟弟", "妹妹", "儿媳", "女婿", "孙媳妇", "小孙子", "孩子们", "俺爷爷", "俺奶奶",
@@ -185,7 +189,7 @@ _ASK = (
     "送上来", "带下去", "拿下去", "充一下",
 )
 # Cues that name the service themselves: fixing something, company, a ride.
-_ASK_OTHER = ("修", "修修", "来修", "修一下", "维修", "陪", "陪陪", "陪俺", "陪我", "来看看", "过来看看", "通一下", "疏通")
+_ASK_OTHER = ("修", "修修", "来修", "修一下", "维修", "陪", "陪陪", "陪俺", "陪我", "来看看", "过来看看", "通一下", "疏通", "上门", "上门看看", "管管", "管一管", "来处理")
 _CANCEL = ("不用", "不需要", "不要了", "已经买了", "买到了", "不用了", "取消")
 _COMPLAINT = (
     "没人收", "没收", "还没收", "没来收", "不来收", "堆满", "满了", "攒了", "堆了", "臭死了", "臭了", "好几天",
@@ -243,6 +247,9 @@ _BODY: dict[str, tuple[str, ...]] = {
 }
 _PAIN = ("疼", "痛", "酸", "酸疼", "酸痛", "疼痛", "胀痛", "干疼", "刺痛", "生疼")
 
+_PAST = ("昨天", "前天", "昨晚", "昨儿", "夜里", "前两天", "前几天", "之前", "上周", "大前天", "昨天晚上", "前天晚上")
+_NOW = ("今天", "现在", "目前", "今早", "今儿", "刚量", "刚才", "刚刚", "这会儿", "今天早上", "今天上午", "今日")
+
 Term = tuple[str, str]
 
 
@@ -254,7 +261,6 @@ def _build() -> dict[str, Term]:
             table.setdefault(w, (kind, value))
 
     # Order matters only where a word sits in two lists: earlier wins.
-    put(_COMPOUNDS, Kind.NOTHING)
     put(_CRIES, Kind.CRY)
     for code, words in _EMERGENCY_SYMPTOMS.items():
         put(words, Kind.EMERGENCY, code)
@@ -292,6 +298,10 @@ def _build() -> dict[str, Term]:
     put(("接龙",), Kind.ASK)
     put(_QUESTION, Kind.QUESTION)
     put(_MUNDANE, Kind.MUNDANE)
+    put(_PAST, Kind.PAST)
+    put(_NOW, Kind.NOW)
+    # Last: a compound that is also a listed word keeps its listed meaning.
+    put(_COMPOUNDS, Kind.NOTHING)
     return table
 
 

@@ -174,6 +174,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         _gather(clause, span, laugh and not readings)
 
     counted_readings = [r for r in readings if any(c.start <= r.start < c.end for c in counted)]
+    _resolve_by_time(counted, counted_readings, span, fever_at)
     temperature = max((r.value for r in counted_readings), default=None)
     fever = any(pos > span.resolved_at for pos in span.fever_words) or any(
         r.value >= fever_at and r.start > span.resolved_at for r in counted_readings
@@ -261,9 +262,26 @@ def _clause_subject(clause: Clause, inherited: str | None) -> tuple[str | None, 
                 continue
             if tok.value in ("self", "family"):
                 named = True
-            if subject is inherited:
+            # "俺妈", "我家老伴": a family word after 俺/我 names whom it is about.
+            if subject is inherited or (subject == "self" and tok.value == "family"):
                 subject = tok.value
     return subject, named
+
+
+def _resolve_by_time(counted: list[Clause], readings: list[Reading], span: _Span, fever_at: float) -> None:
+    """"昨天烧到38.5，今天36.8了": a normal reading now ends yesterday's fever."""
+    past_at = next((t.start for c in counted if Kind.PAST in c.kinds for t in c.tokens if t.kind is Kind.PAST), None)
+    if past_at is None:
+        return
+    for clause in counted:
+        if clause.start <= past_at or Kind.NOW not in clause.kinds or Kind.FEVER in clause.kinds:
+            continue
+        here = [r for r in readings if clause.start <= r.start < clause.end]
+        later = [r for r in readings if r.start >= clause.start]
+        if here and all(r.value < fever_at for r in later):
+            span.resolved_at = max(span.resolved_at, clause.start)
+            span.fever_words = [p for p in span.fever_words if p >= clause.start]
+            return
 
 
 def _has_finding(clause: Clause) -> bool:
