@@ -122,7 +122,12 @@ def find_request(clauses: list[Clause]) -> tuple[str | None, list[str]]:
         if Kind.ASK in kinds and _asks(toks, Kind.THANKS in kinds):
             chosen = sentence_items or all_items
         elif Kind.COMPLAINT in kinds:
-            chosen = [t for t in sentence_items if t.value == "garbage"]
+            # Garbage left lying is a request; for anything else only a
+            # delivery that did not come is ("菜怎么还没到").
+            any_item = any(t.kind is Kind.COMPLAINT and t.value == "any" for t in toks)
+            chosen = [t for t in sentence_items if any_item or t.value == "garbage"]
+            if any_item and not chosen:
+                chosen = all_items
         else:
             continue
         # A cue that names its own service ("修", "陪") decides the kind of

@@ -195,6 +195,8 @@ _COMPLAINT = (
     "没人收", "没收", "还没收", "没来收", "不来收", "堆满", "满了", "攒了", "堆了", "臭死了", "臭了", "好几天",
     "没人管", "不来拉", "还不来", "还没来", "没人拉", "放门口了", "放门口", "没人来",
 )
+# A delivery or visit that did not come: asks for whatever it was.
+_NOT_ARRIVED = ("还没到", "没送到", "没送来", "还没送", "没人送", "怎么还没", "还没送到", "咋还没", "一直没来", "还没人来")
 
 _ITEMS: dict[str, tuple[str, ...]] = {
     "groceries": (
@@ -277,6 +279,7 @@ def _build() -> dict[str, Term]:
     put(_CORRECTIONS, Kind.CORRECTION)
     put(_RUMOUR, Kind.RUMOUR)
     put(_CANCEL, Kind.CANCEL)
+    put(_NOT_ARRIVED, Kind.COMPLAINT, "any")
     put(_COMPLAINT, Kind.COMPLAINT)
     put(_PROXY, Kind.PROXY)
     put(_INDEFINITE, Kind.INDEFINITE)
