@@ -105,11 +105,13 @@ def normalize(text: str) -> Normalized:
     """Fold a raw message into the one spelling the rest of the parser knows."""
     text = text[:MAX_CHARS]
     laugh = any(ch in text for ch in _LAUGH_EMOJI) or any(code in text for code in _LAUGH_CODES)
-    text = _WECHAT_CODE_RE.sub(" ", text)
+    if "[" in text:
+        text = _WECHAT_CODE_RE.sub(" ", text)
     # NFKC folds full-width digits and punctuation (３６．６ → 36.6, ６－３ → 6-3)
     # and ℃ into °C; the ideographic full stop 。 is kept and handled where
     # it may be a decimal point.
-    text = unicodedata.normalize("NFKC", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
     text = _strip_junk(text)
     text = text.translate(_TRAD_TABLE)
     text = _TYPO_RE.sub(lambda m: _TYPO_MAP[m.group(0)], text)

@@ -199,7 +199,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         concerns = who if who in ("self", "family", "neighbour", "other") else ("self" if checkin else None)
     unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
     correction = flags.correction or ("不是" in body and bool(_CORRECTION_RE.search(body)))
-    persons = _persons(counted, counted_readings, fever_at) if counted else ()
+    persons = _persons(counted, counted_readings, fever_at) if any(Kind.PERSON in c.kinds for c in counted) else ()
     return ParseResult(
         checkin=checkin,
         fever=fever,
