@@ -296,10 +296,11 @@ async def _remind_slot(rt: Any, day: date, slot: str, at: datetime, now: datetim
                 continue
             # The unique (resident, date, slot) decides who sends: a second process or a second firing
             # inserts nothing and so enqueues nothing.
-            mine = set((await s.scalars(
-                _insert(s, table).values(values)
-                .on_conflict_do_nothing(index_elements=["resident_id", "date", "slot"])
-                .returning(table.c.resident_id))).all())
+            # executemany (insertmanyvalues) rather than one VALUES list: one cached statement, a
+            # sixth of the time for a chunk of 1,000.
+            mine = set((await s.execute(
+                _insert(s, table).on_conflict_do_nothing(index_elements=["resident_id", "date", "slot"])
+                .returning(table.c.resident_id), values)).scalars().all())
             if not send:
                 if mine:
                     log.warning("quarantine reminder %s %s skipped for %d resident(s): %s late, beyond the grace "
