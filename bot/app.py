@@ -1,0 +1,250 @@
+"""The aiohttp application and the process around it: `gridbot serve`.
+
+Public API: `build_runtime(settings, clock=None, ...) -> Runtime`, `build_app(runtime) -> web.Application`,
+`handle_now(runtime, inbound) -> list[OutboundMessage]` (the in-process "testbot" used by the demo and
+tests), and `cli_serve(args)`.
+
+Channels that are not configured still have their route, answering 404 with a line saying what to
+set: a misdirected WeCom callback then shows up plainly in the gateway's log instead of vanishing,
+and 404 (not 503) keeps WeCom from retrying a message no one here can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select, text
+
+from bot.channels.base import Delivery, text_response
+from bot.channels.console import ConsoleChannel
+from bot.clock import Clock
+from bot.config import Settings, load_settings
+from bot.inbox import Inbox
+from bot.metrics import Metrics
+from bot.model import Inbound
+from bot.pipeline import Pipeline
+from bot.runtime import Runtime
+from bot.sender import Sender
+from bot.state import MemoryState, RedisState
+from storage.db import Database
+from storage.models import OutboundMessage
+
+log = logging.getLogger(__name__)
+
+RUNTIME_KEY = web.AppKey("runtime", Runtime)
+# Modules of other parts of gridbot that add routes (dashboard, API): `setup_routes(app, runtime)`.
+WEB_MODULES = ("web.routes", "bot.dashboard", "bot.api", "storage.dashboard")
+
+NOT_CONFIGURED = {
+    "wecom": "WeCom app: not configured (set GRIDBOT_WECOM_CORP_ID, GRIDBOT_WECOM_AGENT_ID, "
+             "GRIDBOT_WECOM_SECRET, GRIDBOT_WECOM_TOKEN, GRIDBOT_WECOM_AES_KEY)",
+    "aibot": "WeCom AI bot: not configured (set GRIDBOT_WECOM_AIBOT_TOKEN, GRIDBOT_WECOM_AIBOT_AES_KEY)",
+    "bridge": "bridge: not configured (set GRIDBOT_BRIDGE_SECRET and GRIDBOT_BRIDGE_SEND_URL)",
+}
+ROUTES = {"wecom": "/wecom/callback", "aibot": "/wecom/aibot", "bridge": "/bridge/events"}
+
+
+def build_runtime(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    db: Database | None = None,
+    state: Any = None,
+    dispatcher: Any = None,
+    printer: Callable[[Delivery], None] | None = None,
+    workers: int | None = None,
+    inbox_window_s: float = 0.002,
+) -> Runtime:
+    """Everything one process needs, wired but not started (build_app's startup starts it).
+
+    Tests pass their own `db`, `state` (e.g. a RedisState on their key prefix) and `dispatcher`.
+    """
+    clock = clock or Clock(settings.tz)
+    db = db or Database(settings.database_url)
+    if state is None:
+        state = RedisState(settings.redis_url) if settings.redis_url else MemoryState()
+    if dispatcher is None:
+        from handlers import build_dispatcher
+
+        dispatcher = build_dispatcher()
+    rt = Runtime(settings=settings, db=db, clock=clock, state=state, dispatcher=dispatcher)
+    rt.metrics = Metrics()  # type: ignore[attr-defined]
+    redis = state.redis if isinstance(state, RedisState) else None
+    prefix = state.prefix if isinstance(state, RedisState) else "gridbot:"
+    inbox = Inbox(db, clock, redis=redis, prefix=prefix, window_s=inbox_window_s)
+    n = workers if workers is not None else int(settings.extra.get("workers", os.environ.get("GRIDBOT_WORKERS", 2)))
+    rt.pipeline = Pipeline(rt, inbox, workers=n)
+    rt.sender = Sender(rt)
+    rt.pipeline.on_outbox = rt.sender.wake
+    rt.channels["console"] = ConsoleChannel(printer)
+    if settings.wecom_enabled:
+        from bot.channels.wecom import WeComChannel
+
+        rt.channels["wecom"] = WeComChannel(rt)
+    if settings.aibot_enabled:
+        from bot.channels.aibot import AIBotChannel
+
+        rt.channels["aibot"] = AIBotChannel(rt)
+    if settings.bridge_enabled:
+        from bot.channels.bridge import BridgeChannel
+
+        rt.channels["bridge"] = BridgeChannel(rt)
+    return rt
+
+
+def missing_channels(settings: Settings) -> list[str]:
+    """One line for each channel that is not configured."""
+    on = {"wecom": settings.wecom_enabled, "aibot": settings.aibot_enabled, "bridge": settings.bridge_enabled}
+    return [NOT_CONFIGURED[k] for k, enabled in on.items() if not enabled]
+
+
+def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
+    """The web application. With `background` its startup runs the inbox workers, the outbox sender
+    and the scheduler; tests pass background=False and drive `pipeline.process_due()` and
+    `sender.run_once()` themselves."""
+    app = web.Application(client_max_size=64 * 1024)
+    app[RUNTIME_KEY] = runtime
+    for ch in runtime.channels.values():
+        ch.setup_routes(app)
+    for name, path in ROUTES.items():
+        if name not in runtime.channels:
+            app.router.add_route("*", path, _not_configured(NOT_CONFIGURED[name]))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    for module in WEB_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        setup = getattr(mod, "setup_routes", None)
+        if setup is not None:
+            setup(app, runtime)
+    if background:
+        app.on_startup.append(_start_background)
+    app.on_cleanup.append(_stop_background)
+    return app
+
+
+def _not_configured(message: str):
+    async def handler(request: web.Request) -> web.Response:
+        return text_response(404, message)
+
+    return handler
+
+
+async def _start_background(app: web.Application) -> None:
+    rt = app[RUNTIME_KEY]
+    rt.pipeline.start()
+    rt.sender.start()
+    try:
+        from scheduler.service import start_scheduler
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("scheduler.service", "scheduler"):
+            raise
+        return
+    app["scheduler"] = await start_scheduler(rt)
+
+
+async def _stop_background(app: web.Application) -> None:
+    rt = app[RUNTIME_KEY]
+    sched = app.get("scheduler")
+    if sched is not None:
+        with contextlib.suppress(Exception):
+            await sched.shutdown()
+    await rt.pipeline.stop()
+    await rt.pipeline.inbox.drain()
+    await rt.sender.stop()
+    for ch in rt.channels.values():
+        with contextlib.suppress(Exception):
+            await ch.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME_KEY]
+    failed = []
+    try:
+        async with rt.db.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), 5)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        failed.append(f"database: {type(exc).__name__}")
+    if isinstance(rt.state, RedisState):
+        try:
+            await asyncio.wait_for(rt.state.ping(), 5)
+        except Exception as exc:  # noqa: BLE001
+            failed.append(f"redis: {type(exc).__name__}")
+    if failed:
+        return text_response(503, "unavailable: " + "; ".join(failed))
+    return text_response(200, "ok")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME_KEY]
+    with contextlib.suppress(Exception):  # the database may be down: serve the counters anyway
+        await rt.metrics.refresh(rt)
+    return web.Response(body=rt.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+async def handle_now(runtime: Runtime, inbound: Inbound) -> list[OutboundMessage]:
+    """Accepts one message, handles it, delivers what is due, and returns the outbox rows this
+    message produced (with their final status). A duplicate msg_id returns []."""
+    row_id = await runtime.pipeline.accept(inbound)
+    if row_id is None:
+        return []
+    await runtime.pipeline.process(row_id)
+    await runtime.sender.deliver_due()
+    async with runtime.db.session() as s:
+        rows = await s.scalars(select(OutboundMessage).where(OutboundMessage.inbound_id == row_id)
+                               .order_by(OutboundMessage.id))
+        return list(rows.all())
+
+
+# -- gridbot serve ----------------------------------------------------------------------------------
+
+
+def cli_serve(args: Any) -> int:
+    settings = load_settings()
+    host = getattr(args, "host", None) or settings.host
+    port = getattr(args, "port", None) or settings.port
+    # Migrating at start is safe (Alembic's upgrade to head is a no-op when current) and spares a
+    # first-time user the separate `gridbot init`.
+    from storage.migrate import _safe_url, upgrade
+
+    upgrade(settings.database_url)
+    log.info("database: %s", _safe_url(settings.database_url))
+    log.info("state: %s", "Redis" if settings.redis_url else "in-process (one process only; set GRIDBOT_REDIS_URL to share)")
+    for line in missing_channels(settings):
+        log.info("%s", line)
+    asyncio.run(_serve(settings, host, port))
+    return 0
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    rt = build_runtime(settings)
+    app = build_app(rt)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    log.info("gridbot listening on http://%s:%s (channels: %s)", host, port, ", ".join(sorted(rt.channels)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await rt.state.close()
+        await rt.db.dispose()
