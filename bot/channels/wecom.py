@@ -1,0 +1,290 @@
+"""The WeCom app (企业微信自建应用) channel: `/wecom/callback` in, `message/send` and `appchat/send` out.
+
+The callback path does only what it must before answering: cap the body, parse the outer XML
+(xmltodict refuses entity declarations; a DOCTYPE is refused before parsing), check the signature
+(constant-time) and the timestamp (±300 s against the Clock), decrypt, read the message with
+wechatpy's `parse_message`, and store it in the inbox. Everything else happens in the workers.
+
+Sends use our own aiohttp client (wechatpy's is synchronous and its token refresh loops without
+limit): the access token is cached in the state store (shared through Redis when configured) and
+refreshed 5 minutes before expiry under a lock, so concurrent senders and processes fetch it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import xmltodict
+from aiohttp import web
+
+from bot.channels.base import (
+    BadRequest,
+    Delivery,
+    SendError,
+    check_fresh,
+    check_wecom_signature,
+    read_body,
+    text_response,
+    wecom_decrypt,
+)
+from bot.model import Inbound
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TOKEN_ERRORS = {40014, 42001, 40001}
+RATE_ERRORS = {45009, 45033, 45011}
+BUSY_ERRORS = {-1}
+TOKEN_EARLY_S = 300
+
+
+def parse_outer_xml(body: bytes) -> dict[str, Any]:
+    """The callback's outer XML as a dict; anything suspicious or malformed is a 400."""
+    head = body[:4096].lower()
+    if b"<!doctype" in head or b"<!entity" in body.lower():
+        raise BadRequest(400, "DTD not allowed")
+    try:
+        doc = xmltodict.parse(body, disable_entities=True)
+    except Exception as exc:  # noqa: BLE001 - expat errors, ValueError for entities, ...
+        raise BadRequest(400, "malformed XML") from exc
+    xml = doc.get("xml") if isinstance(doc, dict) else None
+    if not isinstance(xml, dict) or not isinstance(xml.get("Encrypt"), str):
+        raise BadRequest(400, "no Encrypt element")
+    return xml
+
+
+class WeComAPI:
+    """A small async client for the WeCom server API, with a shared, lock-refreshed access token."""
+
+    def __init__(self, rt: Runtime, corp_id: str, secret: str, agent_id: str | None, api_base: str,
+                 timeout_s: float = 10.0):
+        self.rt = rt
+        self.corp_id = corp_id
+        self.secret = secret
+        self.agent_id = agent_id
+        self.base = api_base.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self.token_key = f"wecom:token:{corp_id}:{agent_id or ''}"
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def token(self, refresh: bool = False) -> str:
+        state = self.rt.state
+        if not refresh:
+            tok = await state.get(self.token_key)
+            if tok:
+                return tok
+        stale = await state.get(self.token_key) if refresh else None
+        async with state.lock(self.token_key + ":refresh", ttl=30, wait=30):
+            tok = await state.get(self.token_key)
+            # Someone else refreshed while we waited for the lock: use theirs.
+            if tok and tok != stale:
+                return tok
+            data = await self._call("GET", "/cgi-bin/gettoken",
+                                    params={"corpid": self.corp_id, "corpsecret": self.secret})
+            code = data.get("errcode", 0)
+            if code:
+                raise SendError(f"gettoken:{code}", permanent=code in (40001, 40013, 40091))
+            tok = str(data["access_token"])
+            ttl = max(60, int(data.get("expires_in", 7200)) - TOKEN_EARLY_S)
+            await state.set(self.token_key, tok, ttl=ttl)
+            return tok
+
+    async def _call(self, method: str, path: str, params: dict[str, str] | None = None,
+                    json: Any = None) -> dict[str, Any]:
+        try:
+            async with self.http.request(method, self.base + path, params=params, json=json) as resp:
+                if resp.status >= 500:
+                    raise SendError(f"http_{resp.status}")
+                if resp.status >= 400:
+                    raise SendError(f"http_{resp.status}", permanent=resp.status in (400, 404))
+                return await resp.json(content_type=None)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise SendError("timeout") from None
+        except aiohttp.ClientError as exc:
+            raise SendError(f"network:{type(exc).__name__}") from None
+        except ValueError:
+            raise SendError("bad_json") from None
+
+    async def call(self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None,
+                   ) -> dict[str, Any]:
+        """Calls the API with the access token; one retry after refreshing a rejected token."""
+        for attempt in (1, 2):
+            tok = await self.token(refresh=attempt == 2)
+            data = await self._call(method, path, params={**(params or {}), "access_token": tok}, json=json)
+            code = int(data.get("errcode", 0) or 0)
+            if code in TOKEN_ERRORS and attempt == 1:
+                continue
+            if code == 0:
+                return data
+            if code in TOKEN_ERRORS:
+                raise SendError(f"{code}:token rejected twice")
+            if code in RATE_ERRORS:
+                raise SendError(f"{code}:too often", retry_after=60.0)
+            if code in BUSY_ERRORS:
+                raise SendError(f"{code}:busy")
+            raise SendError(f"{code}:{str(data.get('errmsg', ''))[:80]}", permanent=True)
+        raise AssertionError("unreachable")
+
+
+class WeComChannel:
+    name = "wecom"
+
+    # WeCom's published limits (PLATFORM.md). An app may send a member 30 messages a minute and
+    # 1,000 an hour (extras are dropped silently by WeCom, so we must pace, not rely on 45009);
+    # appchat: about 20,000 recipient-messages a minute for the whole company.
+    per_user_minute = 30
+    per_user_hour = 1000
+    app_per_minute = 2000
+    appchat_recipients_per_minute = 20000
+    default_chat_size = 50
+
+    def __init__(self, rt: Runtime):
+        s = rt.settings
+        assert s.wecom_corp_id and s.wecom_token and s.wecom_aes_key and s.wecom_secret
+        self.rt = rt
+        self.corp_id = s.wecom_corp_id
+        self.token = s.wecom_token
+        self.aes_key = s.wecom_aes_key
+        self.agent_id = s.wecom_agent_id
+        self.api = WeComAPI(rt, s.wecom_corp_id, s.wecom_secret, s.wecom_agent_id, s.wecom_api_base)
+
+    def setup_routes(self, app: web.Application) -> None:
+        app.router.add_get("/wecom/callback", self.verify_url)
+        app.router.add_post("/wecom/callback", self.callback)
+
+    # -- callbacks -------------------------------------------------------------------------------
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            ts = q.get("timestamp", "")
+            check_fresh(ts, self.rt.clock.now().timestamp())
+            echostr = q.get("echostr", "")
+            check_wecom_signature(self.token, q.get("msg_signature"), ts, q.get("nonce", ""), echostr)
+            plain = wecom_decrypt(self.aes_key, echostr, (self.corp_id,))
+        except BadRequest as exc:
+            return self._refuse(exc)
+        return text_response(200, plain)
+
+    async def callback(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            body = await read_body(request)
+            outer = parse_outer_xml(body)
+            ts = q.get("timestamp", "")
+            check_wecom_signature(self.token, q.get("msg_signature"), ts, q.get("nonce", ""), outer["Encrypt"])
+            check_fresh(ts, self.rt.clock.now().timestamp())
+            plain = wecom_decrypt(self.aes_key, outer["Encrypt"], (self.corp_id,))
+            inbound = self.normalise(plain)
+        except BadRequest as exc:
+            return self._refuse(exc)
+        if inbound is None:
+            return text_response(200, "success")
+        try:
+            await self.rt.pipeline.accept(inbound)
+        except Exception as exc:  # noqa: BLE001 - not stored: WeCom must retry
+            log.warning("wecom callback %s not stored (%s): answering 503", inbound.msg_id, type(exc).__name__)
+            return text_response(503, "try again")
+        return text_response(200, "success")
+
+    def _refuse(self, exc: BadRequest) -> web.Response:
+        metrics = getattr(self.rt, "metrics", None)
+        if metrics is not None:
+            metrics.callbacks_refused.labels(self.name, str(exc.status)).inc()
+        log.info("wecom callback refused: %s %s", exc.status, exc.reason)
+        return text_response(exc.status, exc.reason)
+
+    def normalise(self, plain_xml: str) -> Inbound | None:
+        """The decrypted message as an Inbound; None for one we must not answer (our own)."""
+        from wechatpy.enterprise import parse_message
+
+        try:
+            msg = parse_message(plain_xml)
+            raw: dict[str, Any] = msg._data  # the fields as WeCom sent them
+        except Exception as exc:  # noqa: BLE001 - signed by WeCom but unreadable: refuse, don't crash
+            raise BadRequest(400, "unreadable message") from exc
+        sender = str(raw.get("FromUserName") or "")
+        if not sender or sender == "sys" or (self.agent_id and sender == self.agent_id):
+            return None  # no reply loops: nothing the app or the system itself posted
+        try:
+            created = int(raw.get("CreateTime") or 0)
+        except ValueError:
+            created = 0
+        sent_at = (datetime.fromtimestamp(created, self.rt.settings.tz) if created > 0 else self.rt.clock.now())
+        mtype = str(raw.get("MsgType") or "unknown").lower()
+        if mtype == "event":
+            kind = f"event:{str(raw.get('Event') or '').lower()}"[:32]
+            msg_id = f"{sender}:{created}"  # events carry no MsgId; WeCom's retry repeats these two
+        else:
+            kind = mtype[:32]
+            msg_id = str(raw.get("MsgId") or f"{sender}:{created}")
+        text = str(raw.get("Content") or "") if mtype == "text" else ""
+        return Inbound(channel=self.name, msg_id=msg_id, sender_id=sender, text=text, sent_at=sent_at,
+                       chat_id=None, kind=kind)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def pace(self, d: Delivery) -> float:
+        if d.to_user is not None:
+            u = d.to_user
+            return await self.rt.state.acquire([
+                (f"wecom:user:{u}:m", self.per_user_minute, 60, 1),
+                (f"wecom:user:{u}:h", self.per_user_hour, 3600, 1),
+                ("wecom:app:m", self.app_per_minute, 60, 1),
+            ])
+        size = await self.chat_size(d.to_chat or "")
+        return await self.rt.state.acquire([
+            ("wecom:appchat:m", self.appchat_recipients_per_minute, 60, min(size, self.appchat_recipients_per_minute)),
+        ])
+
+    async def chat_size(self, chat_id: str) -> int:
+        """Members of an appchat group (what its messages cost under the company's limit), cached a day."""
+        key = f"wecom:chatsize:{chat_id}"
+        got = await self.rt.state.get(key)
+        if got:
+            return int(got)
+        try:
+            data = await self.api.call("GET", "/cgi-bin/appchat/get", params={"chatid": chat_id})
+            size = max(1, len(data.get("chat_info", {}).get("userlist", [])))
+        except SendError:
+            size = self.default_chat_size
+        await self.rt.state.set(key, str(size), ttl=86400)
+        return size
+
+    async def send(self, d: Delivery) -> None:
+        content = {"content": d.text}
+        if d.to_user is not None:
+            body: dict[str, Any] = {"touser": d.to_user, "msgtype": "text", "agentid": _int(self.agent_id),
+                                    "text": content, "safe": 0}
+            data = await self.api.call("POST", "/cgi-bin/message/send", json=body)
+            if data.get("invaliduser"):
+                raise SendError("81013:user not found", permanent=True)
+        else:
+            await self.api.call("POST", "/cgi-bin/appchat/send",
+                                json={"chatid": d.to_chat, "msgtype": "text", "text": content, "safe": 0})
+
+    async def close(self) -> None:
+        await self.api.close()
+
+
+def _int(v: str | None) -> int | str:
+    try:
+        return int(v or 0)
+    except ValueError:
+        return v or ""
