@@ -346,7 +346,7 @@ class ServiceRequest(Base):
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
-    status: Mapped[str] = mapped_column(String(8), default="open")  # open | taken | done | cancelled
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | taken | done | cancelled
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     created_at: Mapped[datetime]

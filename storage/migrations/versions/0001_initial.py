@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-22 15:04:45.844753
+Create Date: 2026-11-22 15:23:45.783477
 """
 
 from alembic import op
@@ -340,7 +340,7 @@ def upgrade() -> None:
         sa.Column("household_id", sa.Integer(), nullable=False),
         sa.Column("resident_id", sa.Integer(), nullable=True),
         sa.Column("grid_id", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("assignee_id", sa.Integer(), nullable=True),
         sa.Column("inbound_id", sa.Integer(), nullable=True),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
