@@ -179,6 +179,9 @@ def _summary(ctx: Context, rows: list[_Person], household: Household, neighbour:
             text = "家人：" + text
     if neighbour and ctx.resident is not None:
         text += f"（{ctx.resident.household.label} {ctx.resident.name} 代报）"
+    elif ctx.resident is not None and (len(rows) > 1 or getattr(p, "concerns", None) == "family"
+                                       or (rows and rows[0].resident_id is None)):
+        text += f"（家属{ctx.resident.name}报告）"
     return text
 
 
@@ -220,7 +223,8 @@ async def record_report(ctx: Context) -> list[Outbound]:
             summary=_summary(ctx, rows, household, neighbour), temperature=temperature,
             inbound_id=ctx.inbound_id)
         out += alerts
-        new = esc.opened_at == ctx.now and esc.inbound_id == ctx.inbound_id
+        # an update appends the new words to the open escalation's text
+        new = esc.inbound_id == ctx.inbound_id and esc.text == ctx.text[:2000]
         worker = describe_level(await grid_workers(ctx.session, household.building.grid_id))
         if kind == "emergency":
             out.append(to_sender(ctx, texts.EMERGENCY_ACK.format(worker=worker)))

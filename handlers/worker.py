@@ -282,11 +282,10 @@ async def release(ctx: Context, args: str) -> list[Outbound]:
 
 async def notice(ctx: Context) -> list[Outbound]:
     # The notice keeps its own line breaks: take it from the raw text, not the folded command.
-    raw = unicodedata.normalize("NFKC", ctx.text).replace("：", ":").strip()
-    m = re.match(r"^通知\s*:?\s*(\S+)\s+(.+)$", raw, re.S)
+    m = re.match(r"^\s*通知\s*[:：]?\s*(\S+)\s+(.+)$", ctx.text, re.S)
     if not m:
         raise UserError(texts.NOTICE_USAGE)
-    scope, text = m.group(1), m.group(2).strip()
+    scope, text = unicodedata.normalize("NFKC", m.group(1)), m.group(2).strip()
     note, outs = await send_notice(ctx.session, ctx.settings, ctx.now, ctx.staff, scope, text)
     # enqueued here so that each row carries notice_id; the reply goes the ordinary way
     await enqueue(ctx.session, outs, ctx.now, inbound_id=ctx.inbound_id, notice_id=note.id)
