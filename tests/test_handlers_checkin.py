@@ -124,3 +124,30 @@ async def test_two_people_same_household_same_instant_no_exception(bot):
     async with bot.db.session() as s:
         assert await s.scalar(select(func.count(CheckIn.id))) == 1
         assert await s.scalar(select(func.count(Escalation.id))) == 0
+
+
+async def test_no_health_detail_ever_reaches_a_group(bot):
+    """Every group message of a busy mixed scenario is scanned for temperatures, symptoms, rooms, names."""
+    import pytest
+
+    from handlers.common import PrivacyError, group_message
+
+    script = [
+        ("wangfang", "3-2-501 36.5 正常", "g3", "console"),
+        ("wangfang", "我发烧了38.5度，还咳嗽", "g3", "console"),
+        ("wangma", "头疼 37.9度 嗓子疼", "g3", "aibot"),
+        ("laozhao", "喘不上气，胸口疼，快叫120", "g5", "console"),
+        ("chenjing", "老伴发烧了三十八度五，能帮忙买点布洛芬吗", "g3", "console"),
+        ("stranger", "我发烧39度了", "g3", "console"),
+        ("zhaoliu", "帮忙买点青菜", "g7", "console"),
+        ("wangfang", "365", "g3", "console"),
+    ]
+    for sender, text, chat, channel in script:
+        await bot.say(sender, text, chat=chat, channel=channel, reply_to="https://resp" if channel == "aibot" else None)
+    groups = [r for r in bot.sent if r.to_chat]
+    assert groups, "the scenario produced group lines to check"
+    assert bot.group_leaks() == []
+    # the AI-bot resident's details went privately through the WeCom app
+    assert any(r.channel == "wecom" and r.to_user == "wangma" and "37.9" in r.text for r in bot.sent)
+    with pytest.raises(PrivacyError):
+        group_message(None, "3-2-501 王芳 体温38.5℃", chat_id="g3")
