@@ -64,6 +64,16 @@ _TYPO_MAP = dict(_TYPOS)
 # a fever-like continuation follows it.
 _FASAO_RE = re.compile(r"(?<=[发低高])骚(?=了|到|\s*\d|[，,。 ]|$|得|呢|啊)")
 
+# Form answers typed after a space ("是否发热 否", "咳嗽 无") or as a tick or
+# cross ("发热 × 咳嗽 √"): fold them into the "发热：无" shape that the
+# clause-final negation already reads.
+_FORM_MARK_RE = re.compile(r"(?<=[\u4e00-\u9fff)])[ \t]*([×✗✘╳√✓✔☑])")
+_FORM_MARKS = {"×": "：无", "✗": "：无", "✘": "：无", "╳": "：无", "√": "：有", "✓": "：有", "✔": "：有", "☑": "：有"}
+_FORM_ANSWER_RE = re.compile(r"(?<=[\u4e00-\u9fff])[ \t]+(?=(?:否|无|没有|是|有)(?:[ \t\n，,;；/、]|$))")
+_UPPER_RE = re.compile(r"[A-Z]")
+# Old numerals for tens: 卅六度五 = 三十六度五.
+_OLD_TENS = str.maketrans({"卅": "三十", "卌": "四十"})
+
 # WeChat renders its own stickers as bracketed names: [抱拳], [捂脸], [强].
 _WECHAT_CODE_RE = re.compile(r"\[[\u4e00-\u9fffA-Za-z]{1,4}\]")
 _LAUGH_CODES = ("[捂脸]", "[破涕为笑]", "[偷笑]", "[笑哭]", "[奸笑]", "[呲牙]", "[坏笑]", "[憨笑]")
@@ -112,8 +122,16 @@ def normalize(text: str) -> Normalized:
     # it may be a decimal point.
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
+    if any(ch in text for ch in _FORM_MARKS):
+        text = _FORM_MARK_RE.sub(lambda m: _FORM_MARKS[m.group(1)], text)
     text = _strip_junk(text)
     text = text.translate(_TRAD_TABLE)
+    if "卅" in text or "卌" in text:
+        text = text.translate(_OLD_TENS)
+    if " " in text or "\t" in text:
+        text = _FORM_ANSWER_RE.sub("：", text)
+    if _UPPER_RE.search(text):  # "Fever 38", "OK"
+        text = text.lower()
     text = _TYPO_RE.sub(lambda m: _TYPO_MAP[m.group(0)], text)
     text = _FASAO_RE.sub("烧", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -24,7 +24,7 @@ _NEG_PASSABLE = frozenset(
     ["、", "和", "及", "或", "或者", "也", "等", "啥", "什么", "任何", "其他", "其它", "别的", "明显", "出现", "有", "感觉", "觉得", "发", "再", "太", "怎么", "咋", "很", "一点", "症状", "的", "过", "都", "是", "见", "并", "一直", "多", "怎么样", "有过", "啥的", "之类", "之类的", "等等", "等症状", ":", "：", "咋样", "咋的", "什么的", "也没", "还", "有点"]
 )
 # Particles that may close a clause after a final negation: "发烧倒是没有啊".
-_TRAILING_PARTICLES = frozenset(["了", "啊", "的", "呢", "哦", "呀", "吧", "哈", "嗯", ":", "：", "倒是", "也", "都", "是", "呐"])
+_TRAILING_PARTICLES = frozenset(["了", "啊", "的", "呢", "哦", "呀", "吧", "哈", "嗯", ":", "：", "倒是", "也", "都", "是", "呐", ")", "）", "]", "】", "(", "（"])
 _NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL, Kind.SAFE, Kind.RESOLVED})
 # What a clause-final negation denies: "咳嗽：无" but not "无症状：无".
 _POST_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL})

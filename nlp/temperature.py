@@ -18,9 +18,13 @@ _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 
 # "36.5", "36。5" (the ideographic stop typed for a dot), "36度5", "36点5".
 _DECIMAL_RE = re.compile(r"(?<![\d.])([34]\d)(?:\s?[.·]\s?|。|度|点)(\d)\d?(?![\d.:])(?:°C|°|摄氏度|度|[cC](?![a-zA-Z]))?")
 # "三十六度五", "三十七点五", "三十八度", "三十九度多", "三十六度半", "四十度".
-_CN_RE = re.compile(r"([三四])十([一二三四五六七八九]?)(?:度|点)([一二三四五六七八九零〇半]|多)?")
+_CN_RE = re.compile(r"([三四])十([一二三四五六七八九]?)(?:度|点)([一二三四五六七八九零〇半]|多|几)?")
 # An integer in the fever range, with its unit if any: "38度", "40°C", "39度多".
-_INT_RE = re.compile(r"(?<![\d.\-/])([34]\d)(?![\d.])(度多|度半|度|°C|°|摄氏度|[cC](?![a-zA-Z]))?")
+_INT_RE = re.compile(r"(?<![\d.\-/])([34]\d)(?![\d.])(度多|度几|度半|度|点多|点几|°C|°|摄氏度|[cC](?![a-zA-Z]))?")
+# "体温365", "量了372": a reading typed without its decimal point, after a reading word.
+_DOTLESS_RE = re.compile(
+    r"(?:体温|体温是|量了|量的|测了|测的|腋温|额温|耳温|体温为)[:：\s]{0,2}(3[5-9]\d|4[0-2]\d)(?![\d.])"
+)
 
 # Spans that hold numbers of other kinds; they are blanked before matching.
 _MASK_RE = re.compile(
@@ -38,9 +42,11 @@ _THRESHOLD_BEFORE_RE = re.compile(r"(≥|>|＞|大于|超过|高于|低于|不�
 # "40度的热水", "36.5元": the unit after the figure names what it measures.
 _NOT_BODY_AFTER_RE = re.compile(r"^\s*(?:的)?(?:热水|开水|水|洗澡|泡脚|元|块|油|天气|高温|气温)")
 _THRESHOLD_AFTER_RE = re.compile(r"^\s*(以上|以下|及以上|以内)")
+# "烧到38度以上了": after a verb of what happened, 以上 is a reading, not a rule.
+_EVENT_BEFORE_RE = re.compile(r"(烧到|烧了|量了|测了|一量|又量|升到|涨到)[:：\s]{0,2}$")
 # An integer without a unit is a reading only right after a reading word.
 _READING_BEFORE_RE = re.compile(
-    r"(体温|烧到|发烧|高烧|低烧|发热|烧了|量了|量的|测了|测的|腋温|额温|耳温|腋下|又量|一量|还是|还有|现在|体温是)[:：\s了的是一下都]{0,3}$"
+    r"(体温|烧到|发烧|高烧|低烧|发热|烧了|量了|量的|测了|测的|腋温|额温|耳温|腋下|又量|一量|还是|还有|现在|体温是|fever|temp|升到|涨到)[:：\s了的是一下都]{0,3}$"
 )
 _COUNT_AFTER_RE = re.compile(r"^\s*(个|号|楼|单元|室|户|人|口|斤|块|元|袋|箱|盒|包|提|颗|天|次|回|分|秒|小时|年|月|日|岁|周岁|%|米|层|件|位|名|栋|只|瓶|支|粒|片|公斤|克|g|kg)")
 _AGE_BEFORE_RE = re.compile(r"(今年|年纪|岁数|年龄)\s*$")
@@ -64,7 +70,9 @@ def _context_ok(text: str, start: int, end: int) -> bool:
     after = text[end : end + 6]
     if _NOT_BODY_BEFORE_RE.search(before) or _THRESHOLD_BEFORE_RE.search(before):
         return False
-    return not (_THRESHOLD_AFTER_RE.match(after) or _NOT_BODY_AFTER_RE.match(after))
+    if _NOT_BODY_AFTER_RE.match(after):
+        return False
+    return not _THRESHOLD_AFTER_RE.match(after) or bool(_EVENT_BEFORE_RE.search(before))
 
 
 def find_readings(text: str) -> list[Reading]:
@@ -84,11 +92,18 @@ def find_readings(text: str) -> list[Reading]:
         for m in _CN_RE.finditer(work):
             whole = _CN_DIGIT[m.group(1)] * 10 + (_CN_DIGIT[m.group(2)] if m.group(2) else 0)
             tail = m.group(3)
-            tenth = 5 if tail == "半" else 0 if tail in (None, "多") else _CN_DIGIT[tail]
+            tenth = 5 if tail == "半" else 0 if tail in (None, "多", "几") else _CN_DIGIT[tail]
             value = whole + tenth / 10
             if 34.0 <= value <= 43.0 and _context_ok(work, m.start(), m.end()):
                 found.append(Reading(round(value, 1), m.start(), m.end()))
             work = _blank(work, m.start(), m.end())
+
+    for m in _DOTLESS_RE.finditer(work):
+        start, end = m.span(1)
+        if _COUNT_AFTER_RE.match(work[end : end + 4]) or not _context_ok(work, start, end):
+            continue
+        found.append(Reading(int(m.group(1)) / 10, start, end))
+        work = _blank(work, start, end)
 
     for m in _INT_RE.finditer(work):
         whole = int(m.group(1))
