@@ -119,15 +119,17 @@ def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     for module in WEB_MODULES:
+        # A broken dashboard must not take the callbacks down with it: log it loudly, serve the rest.
         try:
             mod = importlib.import_module(module)
+            setup = getattr(mod, "setup_routes", None)
+            if setup is not None:
+                setup(app, runtime)
         except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        setup = getattr(mod, "setup_routes", None)
-        if setup is not None:
-            setup(app, runtime)
+            if not (exc.name and module.startswith(exc.name)):
+                log.exception("%s could not be loaded; its routes are missing", module)
+        except Exception:  # noqa: BLE001
+            log.exception("%s could not be loaded; its routes are missing", module)
     if background:
         app.on_startup.append(_start_background)
     app.on_cleanup.append(_stop_background)

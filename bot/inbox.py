@@ -43,7 +43,7 @@ class Inbox:
         lease_s: float = 30.0,
         window_s: float = 0.002,
         max_batch: int = 500,
-        max_flushes: int = 4,
+        max_flushes: int = 3,
     ):
         self.db = db
         self.clock = clock
@@ -53,7 +53,10 @@ class Inbox:
         self.lease_s = lease_s
         self.window_s = window_s
         self.max_batch = max_batch
-        self._flush_slots = asyncio.Semaphore(max_flushes)
+        # Group commit proper: while `max_flushes` transactions are in flight, new arrivals wait and
+        # then go together in the next one, so batches grow with the load (SQLite has one writer).
+        self.max_flushes = 1 if db.is_sqlite else max_flushes
+        self._in_flight = 0
         self._pending: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task] = set()
@@ -91,12 +94,19 @@ class Inbox:
 
     def _start_flush(self) -> None:
         self._scheduled = False
-        while self._pending:
+        while self._pending and self._in_flight < self.max_flushes:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
+            self._in_flight += 1
             task = asyncio.ensure_future(self._flush(batch))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._in_flight -= 1
+        if self._pending and not self._scheduled:
+            self._start_flush()
 
     async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[int | None]]]) -> None:
         # A platform retry may land in the same batch as the original: only the first one inserts.
@@ -109,8 +119,7 @@ class Inbox:
                 rows.append(row)
             by_key[key].append(fut)
         try:
-            async with self._flush_slots:
-                inserted = await self._insert(rows)
+            inserted = await self._insert(rows)
         except Exception as exc:  # noqa: BLE001 - every waiter hears of it and answers 503
             for futs in by_key.values():
                 for f in futs:
@@ -134,10 +143,12 @@ class Inbox:
         else:
             from sqlalchemy.dialects.postgresql import insert
         t = InboundMessage.__table__
-        stmt = (insert(t).values(rows).on_conflict_do_nothing(index_elements=["channel", "msg_id"])
+        # One cached statement run as executemany: SQLAlchemy's "insertmanyvalues" sends it as
+        # multi-row INSERTs with RETURNING, without compiling a new statement for every batch size.
+        stmt = (insert(t).on_conflict_do_nothing(index_elements=["channel", "msg_id"])
                 .returning(t.c.id, t.c.channel, t.c.msg_id))
         async with self.db.engine.begin() as conn:
-            result = await conn.execute(stmt)
+            result = await conn.execute(stmt, rows)
             return {(r.channel, r.msg_id): r.id for r in result}
 
     async def _announce(self, ids: list[int]) -> None:
@@ -157,8 +168,11 @@ class Inbox:
         """Waits for inserts in flight (shutdown, tests)."""
         if self._pending:
             self._start_flush()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._tasks or self._pending:
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:
+                self._start_flush()
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -1,0 +1,263 @@
+"""`gridbot bench callbacks`: encrypted WeCom callbacks answered per second, and how fast.
+
+The real application runs in a subprocess on 127.0.0.1 (its own core); a load generator posts N
+callbacks, each a unique MsgId from a distinct sender, encrypted with wechatpy beforehand, over many
+concurrent connections, and times every answer. Measured in the same run: a bare aiohttp handler
+that only answers "success" (the ceiling of this machine and this load generator), the app on
+SQLite, and the app on PostgreSQL (a fresh temporary database, dropped after).
+
+By default the server runs no inbox workers (`--workers 0`), so the figure is the callback path
+itself — verify, decrypt, one batched INSERT, answer; `--workers N` measures it with handling
+competing for the same core.
+
+    gridbot bench callbacks [--n 5000] [--concurrency 64] [--targets bare,sqlite,postgres]
+                            [--window-ms 2] [--workers 0] [--pg-admin-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+TOKEN = "benchtoken"
+AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+CORP_ID = "wwbenchcorp"
+PG_ADMIN = os.environ.get("GRIDBOT_BENCH_PG", os.environ.get("GRIDBOT_TEST_PG",
+                                                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gridbot bench callbacks")
+    p.add_argument("--n", type=int, default=5000, help="callbacks per target")
+    p.add_argument("--concurrency", type=int, default=64, help="concurrent connections")
+    p.add_argument("--targets", default="bare,sqlite,postgres")
+    p.add_argument("--window-ms", type=float, default=2.0, help="inbox group-commit window (0: one INSERT each)")
+    p.add_argument("--workers", type=int, default=0, help="inbox workers in the server")
+    p.add_argument("--pg-admin-url", default=PG_ADMIN)
+    p.add_argument("--wave", action="store_true", help="(not built yet) the district's morning wave end to end")
+    # internal: the server side
+    p.add_argument("--serve", choices=["bare", "app"], help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.serve:
+        asyncio.run(_serve(args))
+        return 0
+    if args.wave:
+        print("gridbot bench wave: not built yet in this version (use `gridbot bench callbacks`)", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(args))
+
+
+# -- server side ---------------------------------------------------------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    if args.serve == "bare":
+        app = web.Application()
+
+        async def ok(request: web.Request) -> web.Response:
+            await request.read()
+            return web.Response(text="success")
+
+        app.router.add_post("/wecom/callback", ok)
+        rt = None
+    else:
+        from bot.app import build_app, build_runtime
+        from bot.config import Settings
+        from bot.dispatch import Dispatcher
+
+        settings = Settings(database_url=args.db, wecom_corp_id=CORP_ID, wecom_agent_id="1000002",
+                            wecom_secret="unused", wecom_token=TOKEN, wecom_aes_key=AES_KEY,
+                            wecom_api_base="http://127.0.0.1:9")
+        rt = build_runtime(settings, dispatcher=Dispatcher([]), workers=args.workers,
+                           inbox_window_s=args.window_ms / 1000)
+        app = build_app(rt, background=args.workers > 0)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
+    await site.start()
+    print("READY", flush=True)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
+    finally:
+        await runner.cleanup()
+        if rt is not None:
+            await rt.db.dispose()
+
+
+# -- load generator ----------------------------------------------------------------------------------
+
+
+def _callbacks(n: int, tag: str) -> list[tuple[dict[str, str], bytes]]:
+    import xmltodict
+    from wechatpy.enterprise.crypto import WeChatCrypto
+
+    crypto = WeChatCrypto(TOKEN, AES_KEY, CORP_ID)
+    out = []
+    ts = str(int(time.time()))
+    for i in range(n):
+        plain = (f"<xml><ToUserName>{CORP_ID}</ToUserName><FromUserName>resident{tag}{i}</FromUserName>"
+                 f"<CreateTime>{ts}</CreateTime><MsgType>text</MsgType><Content>3-2-{500 + i % 100} 36.{i % 10} 正常"
+                 f"</Content><MsgId>{tag}{i}</MsgId><AgentID>1000002</AgentID></xml>")
+        d = xmltodict.parse(crypto.encrypt_message(plain, str(i), ts))["xml"]
+        body = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{d['Encrypt']}]]></Encrypt>"
+                f"<AgentID><![CDATA[1000002]]></AgentID></xml>").encode()
+        out.append(({"msg_signature": d["MsgSignature"], "timestamp": ts, "nonce": str(i)}, body))
+    return out
+
+
+async def _load(port: int, calls: list[tuple[dict[str, str], bytes]], concurrency: int) -> dict[str, float]:
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}/wecom/callback"
+    lat: list[float] = []
+    errors = 0
+    it = iter(calls)
+    conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=conn) as http:
+        # Warm the connections (and the server's caches) before timing.
+        async def one(params: dict[str, str], body: bytes) -> bool:
+            async with http.post(url, params=params, data=body) as resp:
+                return resp.status == 200 and await resp.text() == "success"
+
+        async def worker() -> None:
+            nonlocal errors
+            for params, body in it:
+                t0 = time.perf_counter()
+                ok = await one(params, body)
+                lat.append(time.perf_counter() - t0)
+                errors += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    lat.sort()
+    return {"n": len(lat), "rate": len(lat) / wall, "p50": lat[len(lat) // 2] * 1000,
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, "mean": statistics.fmean(lat) * 1000,
+            "errors": errors}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _target(name: str, args: argparse.Namespace, db_url: str | None) -> dict[str, float]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "bot.bench_callbacks", "--serve", "bare" if name == "bare" else "app",
+           "--port", str(port), "--workers", str(args.workers), "--window-ms", str(args.window_ms)]
+    if db_url:
+        cmd += ["--db", db_url]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)  # type: ignore[union-attr]
+        if line.strip() != "READY":
+            raise RuntimeError(f"{name} server did not start")
+        tag = uuid.uuid4().hex[:6]
+        await _load(port, _callbacks(min(200, args.n), "w" + tag), args.concurrency)  # warm-up
+        res = await _load(port, _callbacks(args.n, tag), args.concurrency)
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if db_url:
+        res["stored"] = await _count(db_url)
+    return res
+
+
+async def _count(url: str) -> float:
+    from sqlalchemy import func, select
+
+    from storage.db import Database
+    from storage.models import InboundMessage
+
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            return float(await s.scalar(select(func.count()).select_from(InboundMessage)) or 0)
+    finally:
+        await db.dispose()
+
+
+def _migrate(url: str) -> None:
+    from storage.migrate import upgrade
+
+    upgrade(url)
+
+
+async def _pg_admin(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _main(args: argparse.Namespace) -> int:
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    results: dict[str, dict[str, float]] = {}
+    loop = asyncio.get_running_loop()
+    print(f"gridbot bench callbacks: {args.n} encrypted WeCom callbacks per target, {args.concurrency} connections, "
+          f"group commit {args.window_ms:g} ms, server workers {args.workers}, {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in targets:
+            if name == "bare":
+                results[name] = await _target(name, args, None)
+            elif name == "sqlite":
+                url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+                await loop.run_in_executor(None, _migrate, url)
+                results[name] = await _target(name, args, url)
+            elif name == "postgres":
+                dbname = f"gridbot_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+                try:
+                    await _pg_admin(args.pg_admin_url, f'CREATE DATABASE "{dbname}"')
+                except OSError as exc:
+                    print(f"postgres: skipped ({exc})")
+                    continue
+                url = args.pg_admin_url.rsplit("/", 1)[0] + "/" + dbname
+                try:
+                    await loop.run_in_executor(None, _migrate, url)
+                    results[name] = await _target(name, args, url)
+                finally:
+                    await _pg_admin(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            else:
+                print(f"unknown target {name!r}", file=sys.stderr)
+                return 2
+    base = results.get("bare")
+    print(f"{'target':<12}{'answered/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'stored':>8}{'vs bare':>9}")
+    for name, r in results.items():
+        ratio = f"{r['rate'] / base['rate']:.2f}" if base else "-"
+        stored = f"{int(r['stored'])}" if "stored" in r else "-"
+        print(f"{name:<12}{r['rate']:>12.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{int(r['errors']):>8}{stored:>8}{ratio:>9}")
+    bad = [n for n, r in results.items() if r["errors"] or ("stored" in r and r["stored"] < args.n + min(200, args.n))]
+    if bad:
+        print(f"FAILED: errors or lost callbacks on {', '.join(bad)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(sys.argv[1:]))
