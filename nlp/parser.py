@@ -35,6 +35,7 @@ _QUOTE_RE = re.compile(r"^.*?\n\s*(?:-\s*){4,}\n", re.S)
 # "365", "体温372": a reading typed without its decimal point.
 _DOTLESS_RE = re.compile(r"(?<![\d.])(3[5-9]\d|4[0-2]\d)(?![\d.])")
 _CORRECTION_RE = re.compile(r"不是\s*\d{2}(?:\.\d)?\s*[，,]?\s*是\s*\d{2}")
+_DONE = frozenset({"了", "啦", "喽", "咯"})
 _PROXY_WORDS = frozenset({"替", "代报", "帮她报", "帮他报", "报一下", "报下", "报个", "也报一下", "帮报", "代", "代为"})
 
 
@@ -273,6 +274,26 @@ def _resolve_by_time(counted: list[Clause], readings: list[Reading], span: _Span
     past_at = next((t.start for c in counted if Kind.PAST in c.kinds for t in c.tokens if t.kind is Kind.PAST), None)
     if past_at is None:
         return
+    # "昨天发烧今天好了": a "now" followed by a word of being well, with no
+    # fever after it, ends the fever told of before.
+    for clause in counted:
+        if Kind.NOW not in clause.kinds or clause.end <= past_at:
+            continue
+        toks = clause.tokens
+        for i, tok in enumerate(toks):
+            if tok.kind is not Kind.NOW or tok.start <= past_at:
+                continue
+            rest = toks[i + 1 :]
+            well = any(
+                (t.kind is Kind.SAFE and not t.negated)
+                or (t.word == "好" and j + 1 < len(rest) and rest[j + 1].word in _DONE)
+                for j, t in enumerate(rest)
+            )
+            feverish = any(t.kind is Kind.FEVER and not t.negated for t in rest)
+            if well and not feverish and all(r.value < fever_at for r in readings if r.start >= tok.start):
+                span.resolved_at = max(span.resolved_at, tok.start)
+                span.fever_words = [p for p in span.fever_words if p >= tok.start]
+                return
     for clause in counted:
         if clause.start <= past_at or Kind.NOW not in clause.kinds or Kind.FEVER in clause.kinds:
             continue

@@ -127,8 +127,12 @@ def _join_body_pain(clause: Clause) -> None:
         if tok.kind is Kind.BODY:
             body = tok
         elif tok.kind is Kind.PAIN and body is not None:
-            tok.kind, tok.value = Kind.SYMPTOM, body.value
-            clause.kinds.add(Kind.SYMPTOM)
+            if tok.value == "hot":  # "额头有点烫", "身上滚烫": a fever
+                tok.kind, tok.value = Kind.FEVER, ""
+                clause.kinds.add(Kind.FEVER)
+            else:
+                tok.kind, tok.value = Kind.SYMPTOM, body.value
+                clause.kinds.add(Kind.SYMPTOM)
             body = None
         elif tok.word not in _BODY_PAIN_GAP:
             body = None
