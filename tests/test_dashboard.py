@@ -257,6 +257,27 @@ async def test_a_new_password_ends_old_sessions(sqlite_db, make_client):
     assert (await client.get("/api/me")).status == 401
 
 
+@pytest.mark.redis
+async def test_sessions_and_failures_are_shared_through_redis(sqlite_db, make_client, redis_client):
+    """Two processes on one Redis: a session opened on one works on the other, failures add up."""
+    from bot.state import RedisState
+
+    await seed(sqlite_db)
+    one = await make_client(sqlite_db, RedisState(redis_client, prefix=redis_client.test_prefix))
+    two = await make_client(sqlite_db, RedisState(redis_client, prefix=redis_client.test_prefix))
+    token = (await login(one)).cookies[COOKIE].value
+    resp = await two.get("/api/me", headers={"Cookie": f"{COOKIE}={token}"})
+    assert resp.status == 200 and (await resp.json())["name"] == "员工w1"
+    assert await redis_client.keys(redis_client.test_prefix + "dash:session:*")
+    assert not [k for k in await redis_client.keys(redis_client.test_prefix + "*") if token.encode() in k]
+    for client in (one, two, one, two, one):
+        await login(client, "s1", "guess", status=401)
+    resp = await login(two, "s1", PASSWORD, status=429)
+    assert int(resp.headers["Retry-After"]) > 0
+    await two.post("/api/logout", headers={"Cookie": f"{COOKIE}={token}"})
+    assert (await one.get("/api/me", headers={"Cookie": f"{COOKIE}={token}"})).status == 401
+
+
 # --- scope and data --------------------------------------------------------------------------------
 
 
