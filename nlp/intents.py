@@ -19,6 +19,8 @@ _GENERIC_PEOPLE = frozenset({"咱", "咱们", "我们", "俺们", "大家", "咱
 _LAUGH_WORDS = frozenset({"哈哈", "哈哈哈", "哈哈哈哈", "笑死", "笑死了", "嘿嘿", "呵呵", "笑到"})
 # Emergency words that jokes borrow; a laughing message does not get them.
 _SOFT_EMERGENCY = frozenset({"晕倒", "晕了", "晕过去", "不行了", "喘", "气喘", "喘不上气", "喘不过气", "憋气", "倒地", "晕在", "昏了"})
+# Cries that call the ambulance are never a grumble.
+_CALLS = ("120", "救护车", "急救")
 _REQUEST_ORDER = ("medicine", "groceries", "garbage", "other")
 
 
@@ -90,7 +92,7 @@ def emergency_in(clause: Clause, laugh: bool, mundane: bool, health: bool) -> bo
             if i >= limit or laugh:
                 continue
             # "救命啊，菜太贵了": a cry over prices is a grumble.
-            if mundane and not health:
+            if mundane and not health and not any(w in tok.word for w in _CALLS):
                 continue
             return True
     return False

@@ -35,6 +35,7 @@ _QUOTE_RE = re.compile(r"^.*?\n\s*(?:-\s*){4,}\n", re.S)
 # "365", "体温372": a reading typed without its decimal point.
 _DOTLESS_RE = re.compile(r"(?<![\d.])(3[5-9]\d|4[0-2]\d)(?![\d.])")
 _CORRECTION_RE = re.compile(r"不是\s*\d{2}(?:\.\d)?\s*[，,]?\s*是\s*\d{2}")
+_PLEA_ITEMS = frozenset({"groceries", "garbage"})
 _DONE = frozenset({"了", "啦", "喽", "咯"})
 _PROXY_WORDS = frozenset({"替", "代报", "帮她报", "帮他报", "报一下", "报下", "报个", "也报一下", "帮报", "代", "代为"})
 
@@ -241,6 +242,9 @@ def _message_flags(clauses: list[Clause]) -> _Flags:
         flags.notice |= Kind.NOTICE in kinds
         flags.rumour |= Kind.RUMOUR in kinds
         flags.mundane |= Kind.MUNDANE in kinds
+        if Kind.ITEM in kinds and not flags.mundane:
+            # "救命，家里没菜了": a cry over food or rubbish is a plea, not a life at risk.
+            flags.mundane = any(t.kind is Kind.ITEM and t.value in _PLEA_ITEMS for t in clause.tokens)
         flags.correction |= Kind.CORRECTION in kinds
         if Kind.HYPERBOLE in kinds:
             flags.laugh |= has_laugh([clause])

@@ -112,12 +112,14 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
             _join_body_pain(clause)
         if Kind.BURN in kinds or Kind.FEVER in kinds:
             _resolve_burn(clause)
+        if Kind.EMERGENCY in kinds:
+            _unsmoke(clause)
         if Kind.NEG in kinds:
             _apply_negation(clause)
     return clauses
 
 
-_BODY_PAIN_GAP = frozenset(["有点", "有些", "很", "特别", "一直", "还", "也", "都", "挺", "好", "老", "总", "是", "还是", "又", "开始", "有一点", "非常", "比较", "不", "没", "太", "真"])
+_BODY_PAIN_GAP = frozenset(["一阵一阵", "一阵阵", "突然", "剧烈", "直", "老是", "都", "有点", "有些", "很", "特别", "一直", "还", "也", "都", "挺", "好", "老", "总", "是", "还是", "又", "开始", "有一点", "非常", "比较", "不", "没", "太", "真"])
 
 
 def _join_body_pain(clause: Clause) -> None:
@@ -127,15 +129,37 @@ def _join_body_pain(clause: Clause) -> None:
         if tok.kind is Kind.BODY:
             body = tok
         elif tok.kind is Kind.PAIN and body is not None:
-            if tok.value == "hot":  # "额头有点烫", "身上滚烫": a fever
-                tok.kind, tok.value = Kind.FEVER, ""
-                clause.kinds.add(Kind.FEVER)
-            else:
-                tok.kind, tok.value = Kind.SYMPTOM, body.value
-                clause.kinds.add(Kind.SYMPTOM)
-            body = None
+            kind, value = _body_effect(body.value, tok.value)
+            if kind is not None:
+                tok.kind, tok.value = kind, value
+                clause.kinds.add(kind)
+                body = None
         elif tok.word not in _BODY_PAIN_GAP:
             body = None
+
+
+_NOT_A_FIT = frozenset(["根", "支", "口", "烟", "一根", "一支", "一口", "签", "血", "奖", "空", "时间", "屉", "个", "张", "盒", "水", "管"])
+
+
+def _unsmoke(clause: Clause) -> None:
+    """"抽了" is a fit ("孩子抽了"), not a cigarette ("抽了根烟") or a draw."""
+    toks = clause.tokens
+    for i, tok in enumerate(toks):
+        if tok.word == "抽了" and tok.kind is Kind.EMERGENCY and i + 1 < len(toks) and toks[i + 1].word[:1] in _NOT_A_FIT:
+            tok.kind = None
+
+
+def _body_effect(part: str, feel: str) -> tuple[str | None, str]:
+    """What a body part with a feeling after it means."""
+    if feel == "hot":  # "额头有点烫", "身上滚烫": a fever
+        return Kind.FEVER, ""
+    if part == "chest":  # "胸口有点疼" is chest pain; "胸口有点闷" tightness
+        if feel == "tight":
+            return Kind.SYMPTOM, "breathing"
+        return (Kind.EMERGENCY, "") if feel == "" else (None, "")
+    if part == "lips":  # "嘴发紫", "脸都青了"
+        return (Kind.EMERGENCY, "") if feel == "purple" else (None, "")
+    return (Kind.SYMPTOM, part) if feel == "" else (None, "")
 
 
 def _resolve_burn(clause: Clause) -> None:
