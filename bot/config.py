@@ -76,6 +76,23 @@ class Settings:
         return [parse_clock(t) for t in self.quarantine_reminders.split(",") if t.strip()]
 
     @property
+    def reminder_slots(self) -> list[tuple[str, time]]:
+        """(slot, time of day) of each quarantine reminder: 'am', 'pm', then 's3', 's4'... if more."""
+        times = sorted(set(self.reminder_times))
+        names = ["am", "pm"] + [f"s{i}" for i in range(3, len(times) + 1)]
+        return list(zip(names, times, strict=False))
+
+    def slot_at(self, local: time) -> str:
+        """The reminder slot a report at this local time answers: the latest reminder at or before
+        it (a report before the first reminder of the day answers the first)."""
+        slots = self.reminder_slots
+        current = slots[0][0] if slots else "am"
+        for name, at in slots:
+            if at <= local:
+                current = name
+        return current
+
+    @property
     def escalate_steps(self) -> list[timedelta]:
         return [parse_duration(t) for t in self.escalate_after.split(",") if t.strip()]
 

@@ -31,14 +31,13 @@ from handlers.common import (
     grid_workers,
     group_message,
     health_summary,
-    households_at,
     local_date,
     slot_of,
-    split_address,
     to_sender,
 )
 from handlers.escalation import describe_level, open_escalation
 from storage.models import CheckIn, Household, Reminder
+from storage.queries import households_at, split_label
 
 log = logging.getLogger(__name__)
 router = Router("checkin")
@@ -65,7 +64,7 @@ async def target_household(ctx: Context) -> tuple[Household | None, str]:
     address = getattr(ctx.parsed, "address", None)
     if not address:
         return own, ""
-    parts = split_address(address)
+    parts = split_label(address)
     if parts is None:
         return own, ""
     b, u, r = parts

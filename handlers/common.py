@@ -1,14 +1,14 @@
 """Helpers shared by the handlers: addressing, privacy of group lines, staff lookups, labels, audit.
 
-Some lookups here (`staff_for_grid`, `staff_for_street`, `natural_key`) are also being written in
-`storage/queries.py`; when that module is present its versions are used, so there is one truth.
+Reads that are not about conversations (staff of a grid, households at an address, room order)
+live in `storage/queries.py`; they are re-exported here for the handlers' convenience.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -28,14 +28,10 @@ from storage.models import (
     Quarantine,
     Resident,
     Staff,
-    StaffScope,
 )
+from storage.queries import staff_for_grid
 
 # --- time -----------------------------------------------------------------------------------------
-
-# Quarantine reports before this local hour count for the morning slot, after it for the afternoon.
-PM_FROM_HOUR = 14
-
 
 def local_now(settings: Settings, now: datetime) -> datetime:
     return now.astimezone(settings.tz)
@@ -46,7 +42,7 @@ def local_date(settings: Settings, now: datetime) -> date:
 
 
 def slot_of(settings: Settings, now: datetime) -> str:
-    return "am" if now.astimezone(settings.tz).hour < PM_FROM_HOUR else "pm"
+    return settings.slot_at(now.astimezone(settings.tz).time())
 
 
 def hhmm(settings: Settings, when: datetime) -> str:
@@ -61,17 +57,6 @@ def normalize_command(text: str) -> str:
     text = unicodedata.normalize("NFKC", text or "")
     text = text.replace("：", ":").replace("\u3000", " ")
     return re.sub(r"\s+", " ", text).strip()
-
-
-def natural_key(label: str) -> tuple:
-    """'3-2-1001' after '3-2-501'; building names with numbers sort by their numbers."""
-    try:
-        from storage.queries import natural_key as nk  # type: ignore[import-not-found]
-
-        return nk(label)
-    except ImportError:
-        pass
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", label) if p)
 
 
 def fmt_temp(t: float | None) -> str:
@@ -128,20 +113,24 @@ def looks_private(text: str) -> bool:
 # --- addressing people ------------------------------------------------------------------------------
 
 
-def private_channel(channel: str | None) -> str:
+def private_channel(channel: str | None, fallback: str | None = None) -> str:
     """The channel for a private message: the AI bot can only answer in place, so its users are
     reached through the WeCom app (the same userid space)."""
+    channel = channel or fallback
     if channel in (None, "aibot"):
         return "wecom"
     return channel
 
 
-def to_person(person: Resident | Staff, text: str, *, kind: str = "reply", dedup_key: str | None = None) -> Outbound | None:
-    """A private message to a resident or a staff member; None when they have no chat id."""
+def to_person(person: Resident | Staff, text: str, *, kind: str = "reply", dedup_key: str | None = None,
+              fallback_channel: str | None = None) -> Outbound | None:
+    """A private message to a resident or a staff member; None when they have no chat id.
+
+    `fallback_channel` is used when the person's own channel is not recorded (their building's)."""
     if not person.channel_user_id:
         return None
-    return Outbound(channel=private_channel(person.channel), to_user=person.channel_user_id, text=text,
-                    kind=kind, dedup_key=dedup_key)
+    return Outbound(channel=private_channel(person.channel, fallback_channel), to_user=person.channel_user_id,
+                    text=text, kind=kind, dedup_key=dedup_key)
 
 
 def to_sender(ctx: Context, text: str, *, kind: str = "reply") -> Outbound:
@@ -170,34 +159,8 @@ def compact(messages: Iterable[Outbound | None]) -> list[Outbound]:
 # --- staff ------------------------------------------------------------------------------------------
 
 
-async def staff_for_grid(session: AsyncSession, grid_id: int, roles: Sequence[str]) -> list[Staff]:
-    try:
-        from storage.queries import staff_for_grid as q  # type: ignore[import-not-found]
-
-        return list(await q(session, grid_id, roles))
-    except ImportError:
-        pass
-    rows = await session.scalars(
-        select(Staff).join(StaffScope, StaffScope.staff_id == Staff.id)
-        .where(StaffScope.grid_id == grid_id, Staff.role.in_(list(roles))).order_by(Staff.id).distinct())
-    return list(rows.all())
-
-
-async def staff_for_street(session: AsyncSession, street_id: int, roles: Sequence[str]) -> list[Staff]:
-    try:
-        from storage.queries import staff_for_street as q  # type: ignore[import-not-found]
-
-        return list(await q(session, street_id, roles))
-    except ImportError:
-        pass
-    rows = await session.scalars(
-        select(Staff).join(StaffScope, StaffScope.staff_id == Staff.id)
-        .where(StaffScope.street_id == street_id, Staff.role.in_(list(roles))).order_by(Staff.id).distinct())
-    return list(rows.all())
-
-
 async def grid_workers(session: AsyncSession, grid_id: int) -> list[Staff]:
-    return await staff_for_grid(session, grid_id, ["网格员"])
+    return await staff_for_grid(session, grid_id, ("网格员",))
 
 
 def street_id_of(household: Household) -> int:
@@ -224,24 +187,6 @@ def staff_title(staff: Staff) -> str:
 
 # --- households and residents -----------------------------------------------------------------------
 
-_ADDR = re.compile(r"(?<![\d.])(\d{1,3})?\s*[-－—]\s*(\d{0,2})\s*[-－—]?\s*(\d{1,4})(?![\d.])")
-
-
-def split_address(address: str) -> tuple[str, str, str] | None:
-    """'3-2-501' → ('3','2','501'); courtyard '5-12' or '5--12' → ('5','','12'); '-2-501' → ('','2','501')."""
-    parts = [p.strip() for p in address.split("-")]
-    if len(parts) == 3:
-        b, u, r = parts
-    elif len(parts) == 2:
-        b, r = parts
-        u = ""
-    else:
-        return None
-    if not r or not r.isdigit():
-        return None
-    return b, u, r
-
-
 def find_address_in(text: str) -> str | None:
     """A bare '3-2-501' in a message, for when the parser gave none."""
     m = re.search(r"(?<![\d.])(\d{1,3})\s*[-－—]\s*(\d{1,2})\s*[-－—]\s*(\d{2,4})(?![\d.])", text)
@@ -251,34 +196,6 @@ def find_address_in(text: str) -> str | None:
     if m:
         return f"{m.group(1)}-{m.group(2)}"
     return None
-
-
-async def households_at(session: AsyncSession, address: str, *, building: Building | None = None,
-                        grid_ids: set[int] | None = None) -> list[Household]:
-    """Households matching an address; `building` supplies (and constrains) the building number."""
-    parts = split_address(address)
-    if parts is None:
-        return []
-    b, u, r = parts
-    q = select(Household).join(Building, Household.building_id == Building.id).where(Household.room == r)
-    if building is not None:
-        if b and b != building.number:
-            return []
-        q = q.where(Household.building_id == building.id)
-    elif b:
-        q = q.where(Building.number == b)
-    else:
-        return []
-    if u:
-        q = q.where(Household.unit == u)
-    if grid_ids is not None:
-        q = q.where(Building.grid_id.in_(grid_ids))
-    rows = list((await session.scalars(q)).unique().all())
-    if not u:
-        # '5-12' names a courtyard house; prefer it over a unit-less guess inside a block
-        courtyard = [h for h in rows if h.unit == ""]
-        rows = courtyard or rows
-    return rows
 
 
 async def active_quarantine(session: AsyncSession, resident_id: int, day: date) -> Quarantine | None:

@@ -40,13 +40,12 @@ from handlers.common import (
     grids_of,
     hhmm,
     local_date,
-    staff_for_grid,
-    staff_for_street,
     staff_title,
     street_id_of,
     to_person,
 )
 from storage.models import Escalation, Household, Resident, Staff
+from storage.queries import staff_for_grid, staff_for_street
 
 log = logging.getLogger(__name__)
 

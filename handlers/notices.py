@@ -18,8 +18,12 @@ from bot.config import Settings
 from bot.dispatch import UserError
 from bot.model import Outbound
 from handlers import texts
-from handlers.common import audit, grids_of, natural_key
+from handlers.common import (
+    audit,
+    grids_of,
+)
 from storage.models import Building, Grid, Notice, Staff
+from storage.queries import natural_key
 
 log = logging.getLogger(__name__)
 

@@ -31,15 +31,12 @@ from handlers.common import (
     find_address_in,
     grid_workers,
     group_message,
-    households_at,
     local_date,
-    split_address,
-    staff_for_grid,
-    staff_for_street,
     to_person,
     to_sender,
 )
 from storage.models import Building, Household, InboundMessage, Resident, Staff
+from storage.queries import households_at, split_label, staff_for_grid, staff_for_street
 
 log = logging.getLogger(__name__)
 router = Router("registration")
@@ -127,7 +124,7 @@ async def _ask(ctx: Context) -> list[Outbound]:
 
 async def _candidates(ctx: Context, address: str) -> tuple[list[Household], str | None]:
     """Households the address may mean, or a reply explaining why none/which."""
-    parts = split_address(address)
+    parts = split_label(address)
     if parts is None:
         return [], texts.REG_ASK
     b = parts[0]

@@ -14,8 +14,15 @@ from bot.config import Settings
 from bot.dispatch import Context, Router, UserError
 from bot.model import Outbound
 from handlers import texts
-from handlers.common import audit, compact, grids_of, staff_for_grid, to_person, to_sender
+from handlers.common import (
+    audit,
+    compact,
+    grids_of,
+    to_person,
+    to_sender,
+)
 from storage.models import Household, Resident, ServiceRequest, Staff
+from storage.queries import staff_for_grid
 
 log = logging.getLogger(__name__)
 router = Router("requests")

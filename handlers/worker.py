@@ -28,9 +28,7 @@ from handlers.common import (
     compact,
     find_address_in,
     grids_of,
-    households_at,
     local_date,
-    natural_key,
     normalize_command,
     to_person,
 )
@@ -38,6 +36,7 @@ from handlers.escalation import ack_escalation, close_escalation
 from handlers.notices import send_notice
 from handlers.requests import finish_request, take_request
 from storage.models import Building, CheckIn, Grid, Household, Quarantine, Resident, Staff
+from storage.queries import households_at, natural_key
 
 router = Router("worker")
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings, parse_clock
 from bot.model import Outbound
 from bot.outbox import enqueue
+from handlers.common import to_person
 from handlers.escalation import escalate_due, open_escalation
 from scheduler import texts
 from storage.ledger import compute_ledger, format_grid_ledger
@@ -93,19 +94,12 @@ async def fire(name: str) -> int:
 # --- schedules ---------------------------------------------------------------------------------------
 
 
-def reminder_slots(settings: Settings) -> list[tuple[str, time]]:
-    """(slot, time of day) of each quarantine reminder: 'am', 'pm', then 's3', 's4'... if more."""
-    times = sorted(set(settings.reminder_times))
-    names = ["am", "pm"] + [f"s{i}" for i in range(3, len(times) + 1)]
-    return list(zip(names, times, strict=False))
-
-
 def daily_times(settings: Settings) -> dict[str, list[time]]:
     """The jobs that run at fixed local times of day, and those times."""
     return {
         "daily-prompt": [parse_clock(settings.daily_prompt_at)],
         "progress": [parse_clock(settings.progress_at)],
-        "quarantine-reminders": [t for _, t in reminder_slots(settings)],
+        "quarantine-reminders": [t for _, t in settings.reminder_slots],
         "ledger": [parse_clock(settings.ledger_at)],
         "quarantine-ends": [parse_clock(QUARANTINE_ENDS_AT)],
     }
@@ -146,21 +140,6 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     """INSERT with ON CONFLICT support on both SQLite and PostgreSQL."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def private_channel(person_channel: str | None, fallback: str | None = None) -> str:
-    # The AI bot can only answer where it was spoken to; its users are reached privately through the
-    # WeCom app, which shares the userid space.
-    ch = person_channel or fallback or "wecom"
-    return "wecom" if ch == "aibot" else ch
-
-
-def _to_person(person: Resident | Staff, text: str, kind: str, dedup_key: str,
-               fallback_channel: str | None = None) -> Outbound | None:
-    if not person.channel_user_id:
-        return None
-    return Outbound(channel=private_channel(person.channel, fallback_channel), to_user=person.channel_user_id,
-                    text=text, kind=kind, dedup_key=dedup_key)
 
 
 async def _grid_staff(session: AsyncSession, grid_ids: Sequence[int] | None,
@@ -262,7 +241,7 @@ async def quarantine_reminders(rt: Any, now: datetime) -> int:
     today = now.astimezone(tz).date()
     n = 0
     for day in (today - DAY, today):
-        for slot, t in reminder_slots(s):
+        for slot, t in s.reminder_slots:
             at = datetime.combine(day, t, tzinfo=tz)
             if now - DAY < at <= now:
                 n += await _remind_slot(rt, day, slot, at, now, send=now - at <= s.grace_delta)
@@ -312,9 +291,9 @@ async def _remind_slot(rt: Any, day: date, slot: str, at: datetime, now: datetim
             for rid in sorted(mine):
                 r = residents[rid]
                 start, days = active[rid]
-                msg = _to_person(r, texts.quarantine_reminder(r.name, (day - start).days + 1, days, slot),
-                                 "reminder", f"remind:{rid}:{day.isoformat()}:{slot}",
-                                 r.household.building.channel)
+                msg = to_person(r, texts.quarantine_reminder(r.name, (day - start).days + 1, days, slot),
+                                kind="reminder", dedup_key=f"remind:{rid}:{day.isoformat()}:{slot}",
+                                fallback_channel=r.household.building.channel)
                 if msg is None:
                     unreachable.append(rid)
                 else:
@@ -395,9 +374,10 @@ async def _reminder_followups(rt: Any, now: datetime) -> int:
                         .values(followup_at=now).execution_options(synchronize_session=False))).rowcount
                     if claimed != 1 or q is None:
                         continue
-                    msg = _to_person(resident, texts.quarantine_followup(resident.name, day_no, days, rem.slot),
-                                     "reminder", f"remind:{rem.resident_id}:{rem.date.isoformat()}:{rem.slot}:again",
-                                     resident.household.building.channel)
+                    msg = to_person(resident, texts.quarantine_followup(resident.name, day_no, days, rem.slot),
+                                    kind="reminder",
+                                    dedup_key=f"remind:{rem.resident_id}:{rem.date.isoformat()}:{rem.slot}:again",
+                                    fallback_channel=resident.household.building.channel)
                     if msg is not None:
                         out.append(msg)
             n += len(await enqueue(ses, out, now))
@@ -445,8 +425,9 @@ async def _household_nudges(rt: Any, now: datetime) -> int:
                     .order_by(Resident.household_id, Resident.id))).all():
                 first.setdefault(r.household_id, r)
             out = [m for hid, r in first.items()
-                   if (m := _to_person(r, texts.household_nudge(r.household.label), "nudge",
-                                       f"nudge:{hid}:{period}", r.household.building.channel)) is not None]
+                   if (m := to_person(r, texts.household_nudge(r.household.label), kind="nudge",
+                                      dedup_key=f"nudge:{hid}:{period}",
+                                      fallback_channel=r.household.building.channel)) is not None]
             n += len(await enqueue(ses, out, now))
     async with rt.db.session() as ses:
         await record_run(ses, "nudge", period, now, {"messages": n})
@@ -483,7 +464,8 @@ async def ledger(rt: Any, now: datetime) -> int:
     for part in chunks(staff):
         async with rt.db.session() as ses:
             out = [m for st, parts in part
-                   if (m := _to_person(st, "\n\n".join(parts), "ledger", f"ledger:{st.id}:{day.isoformat()}"))]
+                   if (m := to_person(st, "\n\n".join(parts), kind="ledger",
+                                                 dedup_key=f"ledger:{st.id}:{day.isoformat()}"))]
             n += len(await enqueue(ses, out, now))
     return n
 
@@ -518,7 +500,8 @@ async def quarantine_ends(rt: Any, now: datetime) -> int:
                     log.error("quarantine %s ended but grid %s has no worker or leader to release it",
                               q.id, hh.building.grid_id)
                 text = texts.quarantine_end(hh.label, q.resident.name, q.days)
-                out += [m for st in staff if (m := _to_person(st, text, "quarantine-end", f"qend:{q.id}:{st.id}"))]
+                out += [m for st in staff if (m := to_person(st, text, kind="quarantine-end",
+                                                                   dedup_key=f"qend:{q.id}:{st.id}"))]
             n += len(await enqueue(ses, out, now))
     return n
 
@@ -554,5 +537,5 @@ async def run_job(name: str, runtime: Any, now: datetime | None = None) -> int:
     return n
 
 
-__all__ = ["JOB_NAMES", "run_job", "fire", "register_runtime", "current_runtime", "daily_times", "reminder_slots",
+__all__ = ["JOB_NAMES", "run_job", "fire", "register_runtime", "current_runtime", "daily_times",
            "fire_times", "last_fire"]

@@ -28,7 +28,7 @@ def test_natural_key_orders_rooms_as_people_read_them():
 
 @pytest.mark.parametrize(("label", "parts"), [
     ("3-2-501", ("3", "2", "501")), ("5-12", ("5", "", "12")), (" 3-2-501 ", ("3", "2", "501")),
-    ("3--501", None), ("3", None), ("1-2-3-4", None),
+    ("5--12", ("5", "", "12")), ("-2-501", ("", "2", "501")), ("3-2-", None), ("3", None), ("1-2-3-4", None),
 ])
 def test_split_label(label, parts):
     assert split_label(label) == parts
