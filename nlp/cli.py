@@ -9,6 +9,7 @@ is one message.
 from __future__ import annotations
 
 import json
+import sys
 from typing import IO, Any
 
 from nlp.parser import parse
@@ -37,7 +38,8 @@ def run_parse(text: str | None, jsonl: bool, stdin: IO[str], stdout: IO[str]) ->
     """Run ``gridbot parse``; returns the exit status (1 if any input line was bad)."""
     if not jsonl:
         if text is None:
-            text = stdin.read()
+            # `echo 36.5 | gridbot parse`: the shell's final newline is not part of the message.
+            text = stdin.read().rstrip("\r\n")
         _write(stdout, _dump(_record(text), indent=2) + "\n")
         return 0
     status = 0
@@ -56,3 +58,12 @@ def run_parse(text: str | None, jsonl: bool, stdin: IO[str], stdout: IO[str]) ->
         _write(stdout, _dump(_record(obj["text"])) + "\n")
     stdout.flush()
     return status
+
+
+def cli_parse(args) -> int:
+    """`gridbot parse [TEXT]` / `gridbot parse --jsonl` (routed from bot/cli.py)."""
+    # Chinese text on a terminal whose locale is not UTF-8 must not crash the command.
+    for stream in (sys.stdin, sys.stdout):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="replace")
+    return run_parse(args.text, args.jsonl, sys.stdin, sys.stdout)

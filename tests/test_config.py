@@ -53,3 +53,26 @@ def test_redaction_masks_phones_and_temperatures():
 def test_unknown_bench_exits_2(capsys):
     assert main(["bench", "no-such-bench"]) == 2
     assert "choose from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", sorted(__import__("bot.cli").cli.COMMANDS))
+def test_every_command_is_built(command):
+    from bot.cli import resolve
+
+    assert callable(resolve(command)), f"gridbot {command} is routed to nothing"
+
+
+def test_parse_command_end_to_end():
+    import json
+    import subprocess
+    import sys
+
+    lines = "\n".join(json.dumps({"text": t}, ensure_ascii=False) for t in ["36.5 正常", "发烧38度"])
+    out = subprocess.run([sys.executable, "-m", "bot", "parse", "--jsonl"], input=lines, capture_output=True,
+                         text=True, encoding="utf-8", timeout=60, check=True).stdout.splitlines()
+    records = [json.loads(x) for x in out]
+    assert [r["checkin"] for r in records] == ["safe", "abnormal"]
+    assert records[1]["fever"] is True and records[1]["temperature"] == 38.0
+    one = subprocess.run([sys.executable, "-m", "bot", "parse"], input="36.5 正常\n", capture_output=True,
+                         text=True, encoding="utf-8", timeout=60, check=True).stdout
+    assert json.loads(one)["text"] == "36.5 正常"
