@@ -163,7 +163,7 @@ async def _stop_background(app: web.Application) -> None:
         with contextlib.suppress(Exception):
             await sched.shutdown()
     await rt.pipeline.stop()
-    await rt.pipeline.inbox.drain()
+    await rt.pipeline.inbox.close()
     await rt.sender.stop()
     for ch in rt.channels.values():
         with contextlib.suppress(Exception):

@@ -92,8 +92,17 @@ async def _serve(args: argparse.Namespace) -> None:
     site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
     await site.start()
     print("READY", flush=True)
+    loop = asyncio.get_running_loop()
     try:
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
+        # "CPU" from the parent: report the CPU seconds spent since the last mark; EOF: stop.
+        cpu0 = time.process_time()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            cpu1 = time.process_time()
+            print(f"CPU {cpu1 - cpu0:.6f}", flush=True)
+            cpu0 = cpu1
     finally:
         await runner.cleanup()
         if rt is not None:
@@ -152,6 +161,13 @@ async def _load(port: int, calls: list[tuple[dict[str, str], bytes]], concurrenc
             "errors": errors}
 
 
+async def _server_cpu(proc: subprocess.Popen) -> float:
+    proc.stdin.write("CPU\n")  # type: ignore[union-attr]
+    proc.stdin.flush()  # type: ignore[union-attr]
+    line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)  # type: ignore[union-attr]
+    return float(line.split()[1])
+
+
 def _free_port() -> int:
     import socket
 
@@ -174,7 +190,12 @@ async def _target(name: str, args: argparse.Namespace, db_url: str | None) -> di
             raise RuntimeError(f"{name} server did not start")
         tag = uuid.uuid4().hex[:6]
         await _load(port, _callbacks(min(200, args.n), "w" + tag), args.concurrency)  # warm-up
-        res = await _load(port, _callbacks(args.n, tag), args.concurrency)
+        calls = _callbacks(args.n, tag)
+        await _server_cpu(proc)
+        res = await _load(port, calls, args.concurrency)
+        # The server's own CPU per callback: the figure that noisy neighbours on a shared machine
+        # do not move much.
+        res["cpu_us"] = await _server_cpu(proc) / args.n * 1e6
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         try:
@@ -247,11 +268,13 @@ async def _main(args: argparse.Namespace) -> int:
                 print(f"unknown target {name!r}", file=sys.stderr)
                 return 2
     base = results.get("bare")
-    print(f"{'target':<12}{'answered/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'stored':>8}{'vs bare':>9}")
+    print(f"{'target':<12}{'answered/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'server CPU/cb':>15}{'errors':>8}"
+          f"{'stored':>8}{'vs bare':>9}")
     for name, r in results.items():
         ratio = f"{r['rate'] / base['rate']:.2f}" if base else "-"
         stored = f"{int(r['stored'])}" if "stored" in r else "-"
-        print(f"{name:<12}{r['rate']:>12.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{int(r['errors']):>8}{stored:>8}{ratio:>9}")
+        print(f"{name:<12}{r['rate']:>12.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['cpu_us']:>12.0f} us"
+              f"{int(r['errors']):>8}{stored:>8}{ratio:>9}")
     bad = [n for n, r in results.items() if r["errors"] or ("stored" in r and r["stored"] < args.n + min(200, args.n))]
     if bad:
         print(f"FAILED: errors or lost callbacks on {', '.join(bad)}")

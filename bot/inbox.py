@@ -14,6 +14,7 @@ callbacks a second on PostgreSQL while every answer still means "it is on disk".
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -55,7 +56,7 @@ class Inbox:
         self.max_batch = max_batch
         # Group commit proper: while `max_flushes` transactions are in flight, new arrivals wait and
         # then go together in the next one, so batches grow with the load (SQLite has one writer).
-        self.max_flushes = 1 if db.is_sqlite else max_flushes
+        self.max_flushes = 1 if db.is_sqlite else int(os.environ.get("GRIDBOT_INBOX_FLUSHES", max_flushes))
         self._in_flight = 0
         self._pending: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
         self._scheduled = False
@@ -95,10 +96,8 @@ class Inbox:
     def _start_flush(self) -> None:
         self._scheduled = False
         while self._pending and self._in_flight < self.max_flushes:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
             self._in_flight += 1
-            task = asyncio.ensure_future(self._flush(batch))
+            task = asyncio.ensure_future(self._flush_loop())
             self._tasks.add(task)
             task.add_done_callback(self._flushed)
 
@@ -108,7 +107,21 @@ class Inbox:
         if self._pending and not self._scheduled:
             self._start_flush()
 
-    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[int | None]]]) -> None:
+    async def _flush_loop(self) -> None:
+        """Writes batches while there are any, on one connection: under load the connection stays
+        (a pool checkout with its pre-ping costs as much as the INSERT); idle, it goes back."""
+        try:
+            async with self.db.engine.connect() as conn:
+                while self._pending:
+                    batch = self._pending[: self.max_batch]
+                    del self._pending[: self.max_batch]
+                    if not await self._flush(conn, batch):
+                        return  # the connection may be broken: the next batch gets a fresh one
+        except Exception as exc:  # noqa: BLE001 - could not even connect: fail what is waiting
+            batch, self._pending = self._pending, []
+            _fail(batch, exc)
+
+    async def _flush(self, conn: Any, batch: list[tuple[dict[str, Any], asyncio.Future[int | None]]]) -> bool:
         # A platform retry may land in the same batch as the original: only the first one inserts.
         by_key: dict[tuple[str, str], list[asyncio.Future[int | None]]] = {}
         rows: list[dict[str, Any]] = []
@@ -119,13 +132,12 @@ class Inbox:
                 rows.append(row)
             by_key[key].append(fut)
         try:
-            inserted = await self._insert(rows)
+            async with conn.begin():
+                result = await conn.execute(self._stmt, rows)
+                inserted = {(r.channel, r.msg_id): r.id for r in result}
         except Exception as exc:  # noqa: BLE001 - every waiter hears of it and answers 503
-            for futs in by_key.values():
-                for f in futs:
-                    if not f.done():
-                        f.set_exception(exc)
-            return
+            _fail(batch, exc)
+            return False
         new_ids: list[int] = []
         for key, futs in by_key.items():
             rid = inserted.get(key)
@@ -136,8 +148,10 @@ class Inbox:
                 new_ids.append(rid)
         if new_ids:
             await self._announce(new_ids)
+        return True
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    @functools.cached_property
+    def _stmt(self) -> Any:
         if self.db.is_sqlite:
             from sqlalchemy.dialects.sqlite import insert
         else:
@@ -145,11 +159,11 @@ class Inbox:
         t = InboundMessage.__table__
         # One cached statement run as executemany: SQLAlchemy's "insertmanyvalues" sends it as
         # multi-row INSERTs with RETURNING, without compiling a new statement for every batch size.
-        stmt = (insert(t).on_conflict_do_nothing(index_elements=["channel", "msg_id"])
+        return (insert(t).on_conflict_do_nothing(index_elements=["channel", "msg_id"])
                 .returning(t.c.id, t.c.channel, t.c.msg_id))
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(stmt, rows)
-            return {(r.channel, r.msg_id): r.id for r in result}
+
+    async def close(self) -> None:
+        await self.drain()
 
     async def _announce(self, ids: list[int]) -> None:
         if self.redis is not None:
@@ -213,6 +227,12 @@ class Inbox:
     async def ack(self, entry_id: str) -> None:
         await self.redis.xack(self.stream, GROUP, entry_id)
         await self.redis.xdel(self.stream, entry_id)
+
+
+def _fail(batch: list[tuple[dict[str, Any], asyncio.Future[int | None]]], exc: Exception) -> None:
+    for _row, f in batch:
+        if not f.done():
+            f.set_exception(exc)
 
 
 def _entries(raw: list) -> list[tuple[str, int]]:

@@ -7,6 +7,7 @@ delivers one outbox row and raises `SendError` when it could not.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -126,11 +127,8 @@ def wecom_decrypt(key_b64: str, encrypt: str, receive_ids: tuple[str, ...]) -> s
     import socket
     import struct
 
-    from wechatpy.crypto.base import WeChatCipher
-
-    key = base64.b64decode(key_b64 + "=")
     try:
-        plain = WeChatCipher(key).decrypt(base64.b64decode(encrypt))
+        plain = _cipher(key_b64).decrypt(base64.b64decode(encrypt))
         pad = plain[-1]
         if not 1 <= pad <= 32:
             raise ValueError("bad padding")
@@ -143,6 +141,16 @@ def wecom_decrypt(key_b64: str, encrypt: str, receive_ids: tuple[str, ...]) -> s
     if from_id not in receive_ids:
         raise BadRequest(403, "wrong receive id")
     return msg
+
+
+@functools.lru_cache(maxsize=16)
+def _cipher(key_b64: str) -> Any:
+    """wechatpy's AES-CBC cipher for an EncodingAESKey, built once (it is stateless per call)."""
+    import base64
+
+    from wechatpy.crypto.base import WeChatCipher
+
+    return WeChatCipher(base64.b64decode(key_b64 + "="))
 
 
 def text_response(status: int, text: str) -> web.Response:
