@@ -381,3 +381,24 @@ async def test_ignored_own_messages(wecom, clock):
         params, body = encrypt_xml_callback(TOKEN, AES, CORP, text_xml(sender, "x", 20 + len(sender), ts), ts)
         assert (await client.post("/wecom/callback", params=params, data=body)).status == 200
     assert await rows(rt.db) == []
+
+
+def test_split_text_keeps_every_character_under_the_limit():
+    from bot.channels.wecom import split_text
+
+    assert split_text("短消息") == ["短消息"]
+    ledger = "\n".join(f"3-{u}-{r} 未报" for u in range(1, 7) for r in range(101, 1801, 100)) * 3
+    parts = split_text(ledger)
+    assert len(parts) > 1 and all(len(p.encode()) <= 2000 for p in parts)
+    assert "\n".join(parts) == ledger
+    one_line = "病" * 3000
+    parts = split_text(one_line)
+    assert all(len(p.encode()) <= 2000 for p in parts) and "".join(parts) == one_line
+
+
+async def test_long_text_goes_as_several_messages(wecom, fake):
+    rt, _ = wecom
+    text = "\n".join(f"第{i}户 3-2-{i:03d} 未报" for i in range(300))
+    await queue(rt, to("worker", text))
+    await rt.sender.deliver_due()
+    assert len(fake.sends) > 1 and "\n".join(s.text for s in fake.sends) == text

@@ -241,17 +241,17 @@ class WeComChannel:
     # -- sending ---------------------------------------------------------------------------------
 
     async def pace(self, d: Delivery) -> float:
+        n = len(split_text(d.text))  # a long text is several messages to WeCom
         if d.to_user is not None:
             u = d.to_user
             return await self.rt.state.acquire([
-                (f"wecom:user:{u}:m", self.per_user_minute, 60, 1),
-                (f"wecom:user:{u}:h", self.per_user_hour, 3600, 1),
-                ("wecom:app:m", self.app_per_minute, 60, 1),
+                (f"wecom:user:{u}:m", self.per_user_minute, 60, n),
+                (f"wecom:user:{u}:h", self.per_user_hour, 3600, n),
+                ("wecom:app:m", self.app_per_minute, 60, n),
             ])
         size = await self.chat_size(d.to_chat or "")
-        return await self.rt.state.acquire([
-            ("wecom:appchat:m", self.appchat_recipients_per_minute, 60, min(size, self.appchat_recipients_per_minute)),
-        ])
+        cost = min(size * n, self.appchat_recipients_per_minute)
+        return await self.rt.state.acquire([("wecom:appchat:m", self.appchat_recipients_per_minute, 60, cost)])
 
     async def chat_size(self, chat_id: str) -> int:
         """Members of an appchat group (what its messages cost under the company's limit), cached a day."""
@@ -268,19 +268,48 @@ class WeComChannel:
         return size
 
     async def send(self, d: Delivery) -> None:
-        content = {"content": d.text}
-        if d.to_user is not None:
-            body: dict[str, Any] = {"touser": d.to_user, "msgtype": "text", "agentid": _int(self.agent_id),
-                                    "text": content, "safe": 0}
-            data = await self.api.call("POST", "/cgi-bin/message/send", json=body)
-            if data.get("invaliduser"):
-                raise SendError("81013:user not found", permanent=True)
-        else:
-            await self.api.call("POST", "/cgi-bin/appchat/send",
-                                json={"chatid": d.to_chat, "msgtype": "text", "text": content, "safe": 0})
+        # WeCom cuts a text message at 2,048 bytes without a word: a long ledger goes as several
+        # messages, split between lines. (A retry after a partial failure repeats the parts already
+        # sent: the at-least-once trade-off of bot/sender.py.)
+        for part in split_text(d.text):
+            content = {"content": part}
+            if d.to_user is not None:
+                body: dict[str, Any] = {"touser": d.to_user, "msgtype": "text", "agentid": _int(self.agent_id),
+                                        "text": content, "safe": 0}
+                data = await self.api.call("POST", "/cgi-bin/message/send", json=body)
+                if data.get("invaliduser"):
+                    raise SendError("81013:user not found", permanent=True)
+            else:
+                await self.api.call("POST", "/cgi-bin/appchat/send",
+                                    json={"chatid": d.to_chat, "msgtype": "text", "text": content, "safe": 0})
 
     async def close(self) -> None:
         await self.api.close()
+
+
+def split_text(text: str, limit: int = 2000) -> list[str]:
+    """Pieces of at most `limit` UTF-8 bytes, cut between lines where possible."""
+    if len(text.encode()) <= limit:
+        return [text]
+    parts: list[str] = []
+    cur = ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode()) > limit:  # one overlong line: cut it by characters
+            cut = len(line)
+            while len(line[:cut].encode()) > limit:
+                cut = cut * 3 // 4
+            if cur:
+                parts.append(cur)
+                cur = ""
+            parts.append(line[:cut])
+            line = line[cut:]
+        if len((cur + line).encode()) > limit:
+            parts.append(cur)
+            cur = ""
+        cur += line
+    if cur:
+        parts.append(cur)
+    return [p.rstrip("\n") for p in parts if p.strip()]
 
 
 def _int(v: str | None) -> int | str:
