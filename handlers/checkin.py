@@ -220,7 +220,7 @@ async def record_report(ctx: Context) -> list[Outbound]:
             ctx.session, ctx.settings, ctx.now, kind=kind, household=household,
             resident=resident if subject_is_sender else None, text=ctx.text,
             summary=_summary(ctx, rows, household, neighbour), temperature=temperature,
-            inbound_id=ctx.inbound_id)
+            inbound_id=ctx.inbound_id, reporter=ctx.resident)
         out += alerts
         # an update appends the new words to the open escalation's text
         new = esc.inbound_id == ctx.inbound_id and esc.text == ctx.text[:2000]

@@ -133,8 +133,12 @@ async def open_escalation(
     temperature: float | None = None,
     inbound_id: int | None = None,
     dedup_key: str | None = None,
+    reporter: Resident | None = None,
 ) -> tuple[Escalation, list[Outbound]]:
-    """Opens (or, the same day, updates) an escalation and returns the staff messages to send."""
+    """Opens (or, the same day, updates) an escalation and returns the staff messages to send.
+
+    `resident` is the person it concerns, when known; `reporter` the resident who wrote (for a
+    family member or a neighbour), who is told when someone takes it on."""
     if kind not in KINDS:
         raise ValueError(f"unknown escalation kind {kind!r}")
     strict = dedup_key is not None
@@ -152,7 +156,9 @@ async def open_escalation(
         key = f"{key}#{existing.id}"
 
     esc = Escalation(kind=kind, household_id=household.id, household=household,
-                     resident_id=resident.id if resident else None, grid_id=household.building.grid_id,
+                     resident_id=resident.id if resident else None,
+                     reporter_id=(reporter or resident).id if (reporter or resident) else None,
+                     grid_id=household.building.grid_id,
                      level=0, status="open", summary=summary, text=text[:2000], temperature=temperature,
                      inbound_id=inbound_id, dedup_key=key, opened_at=now)
     session.add(esc)
@@ -257,7 +263,7 @@ async def ack_escalation(session: AsyncSession, settings: Settings, now: datetim
     esc.status, esc.acked_by, esc.acked_at, esc.deadline_at = "acked", staff.id, now, None
     audit(session, now, staff, "escalation.ack", esc.code, household=esc.household.label)
     out = [to_person(staff, texts.ESC_ACKED.format(code=esc.code))]
-    resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
+    resident = await _told_of_progress(session, esc)
     if resident is not None and esc.kind != "missed":
         out.append(to_person(resident, texts.ACKED_TO_RESIDENT.format(role=staff.role, name=staff.name),
                              dedup_key=f"esc:{esc.id}:ack-resident"))
@@ -274,7 +280,7 @@ async def close_escalation(session: AsyncSession, settings: Settings, now: datet
     if esc.status == "closed":
         return compact([to_person(staff, texts.ESC_ALREADY_CLOSED.format(code=esc.code))])
     out: list[Outbound | None] = []
-    resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
+    resident = await _told_of_progress(session, esc)
     if esc.status == "open":
         esc.acked_by, esc.acked_at = staff.id, now
         if resident is not None and esc.kind != "missed":
@@ -286,6 +292,12 @@ async def close_escalation(session: AsyncSession, settings: Settings, now: datet
     audit(session, now, staff, "escalation.close", esc.code, household=esc.household.label, note=bool(note))
     out.insert(0, to_person(staff, texts.ESC_CLOSED.format(code=esc.code)))
     return compact(out)
+
+
+async def _told_of_progress(session: AsyncSession, esc: Escalation) -> Resident | None:
+    """The resident who hears that someone is on it: whoever reported it, else the person it concerns."""
+    rid = esc.reporter_id or esc.resident_id
+    return await session.get(Resident, rid) if rid else None
 
 
 def describe_level(staff: list[Staff]) -> str:

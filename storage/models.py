@@ -312,6 +312,8 @@ class Escalation(Base):
     kind: Mapped[str] = mapped_column(String(12))  # fever | symptom | emergency | missed
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    # Who reported it (a family member or neighbour may report for someone): they hear the answer.
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
     level: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(8), default="open")  # open | acked | closed

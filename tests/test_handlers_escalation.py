@@ -164,3 +164,12 @@ async def test_missed_report_with_dedup_key_opens_once(any_bot):
         assert all("未按时报告" in o.text for o in out1)
         assert await s.scalar(select(func.count(Escalation.id))) == 1
         assert await escalate_due(s, tb.settings, tb.clock.now()) == []
+
+
+async def test_family_member_who_reported_hears_when_it_is_taken_on(bot):
+    tb = bot
+    await tb.say("wangfang", "我妈发烧了38.2度")
+    [esc] = await _escalations(tb)
+    assert esc.resident_id is None and esc.reporter_id == tb.seed.ids["wangfang"]
+    await tb.say("zhangwei", f"收到 E{esc.id}")
+    assert "网格员张伟已收到" in tb.last_to("wangfang")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-22 15:23:45.783477
+Create Date: 2026-11-22 15:57:37.177325
 """
 
 from alembic import op
@@ -278,6 +278,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=12), nullable=False),
         sa.Column("household_id", sa.Integer(), nullable=False),
         sa.Column("resident_id", sa.Integer(), nullable=True),
+        sa.Column("reporter_id", sa.Integer(), nullable=True),
         sa.Column("grid_id", sa.Integer(), nullable=False),
         sa.Column("level", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
@@ -301,6 +302,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["inbound_id"], ["inbound_messages.id"], name=op.f("fk_escalations_inbound_id_inbound_messages")
+        ),
+        sa.ForeignKeyConstraint(
+            ["reporter_id"], ["residents.id"], name=op.f("fk_escalations_reporter_id_residents")
         ),
         sa.ForeignKeyConstraint(
             ["resident_id"], ["residents.id"], name=op.f("fk_escalations_resident_id_residents")
