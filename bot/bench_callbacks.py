@@ -40,9 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=64, help="concurrent connections")
     p.add_argument("--targets", default="bare,sqlite,postgres")
     p.add_argument("--window-ms", type=float, default=2.0, help="inbox group-commit window (0: one INSERT each)")
-    p.add_argument("--workers", type=int, default=0, help="inbox workers in the server")
+    p.add_argument("--workers", type=int, default=None, help="inbox workers (callbacks: 0, wave: 4)")
     p.add_argument("--pg-admin-url", default=PG_ADMIN)
-    p.add_argument("--wave", action="store_true", help="(not built yet) the district's morning wave end to end")
+    p.add_argument("--wave", action="store_true", help="the morning wave end to end through the workers "
+                   "(bot/bench_wave.py; --n households, --targets sqlite,postgres, --workers)")
     # internal: the server side
     p.add_argument("--serve", choices=["bare", "app"], help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)
@@ -53,11 +54,13 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.serve:
+        args.workers = args.workers or 0
         asyncio.run(_serve(args))
         return 0
     if args.wave:
-        print("gridbot bench wave: not built yet in this version (use `gridbot bench callbacks`)", file=sys.stderr)
-        return 2
+        args.workers = 4 if args.workers is None else args.workers
+        return asyncio.run(_wave_main(args))
+    args.workers = args.workers or 0
     return asyncio.run(_main(args))
 
 
@@ -280,6 +283,160 @@ async def _main(args: argparse.Namespace) -> int:
         print(f"FAILED: errors or lost callbacks on {', '.join(bad)}")
         return 1
     return 0
+
+
+# -- gridbot bench wave: the morning wave end to end ----------------------------------------------------
+
+
+class _NullChannel:
+    """Stands in for WeCom in the wave: accepts every send (the sender's own work is still done)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent = 0
+
+    def setup_routes(self, app: object) -> None:
+        return None
+
+    async def pace(self, d: object) -> float:
+        return 0.0
+
+    async def send(self, d: object) -> None:
+        self.sent += 1
+
+    async def close(self) -> None:
+        return None
+
+
+async def _seed(url: str, households: int) -> None:
+    """One street, grids of 300 households, buildings of 48, one resident a household on WeCom."""
+    from sqlalchemy import insert
+
+    from storage.db import Database
+    from storage.models import Building, Community, Grid, Household, Resident, Street
+
+    db = Database(url)
+    per_building, per_grid = 48, 300
+    n_buildings = -(-households // per_building)
+    n_grids = -(-households // per_grid)
+    try:
+        async with db.session() as s:
+            await s.execute(insert(Street), [{"id": 1, "name": "天桥街道"}])
+            await s.execute(insert(Community), [{"id": 1, "name": "北园社区", "street_id": 1}])
+            await s.execute(insert(Grid), [{"id": g + 1, "name": f"网格{g + 1}", "community_id": 1}
+                                           for g in range(n_grids)])
+            await s.execute(insert(Building), [
+                {"id": b + 1, "name": f"{b + 1}号楼", "number": str(b + 1), "grid_id": 1 + b * per_building // per_grid,
+                 "chat_id": f"bldg-{b + 1}", "channel": "wecom"} for b in range(n_buildings)])
+            hh = [{"id": i + 1, "building_id": 1 + i // per_building, "unit": str(1 + (i % per_building) // 16),
+                   "room": str(101 + (i % 16) // 2 * 100 + i % 2)} for i in range(households)]
+            for k in range(0, len(hh), 5000):
+                await s.execute(insert(Household), hh[k:k + 5000])
+            rs = [{"household_id": i + 1, "name": f"居民{i + 1}", "channel": "wecom", "channel_user_id": f"r{i + 1}",
+                   "category": "常住"} for i in range(households)]
+            for k in range(0, len(rs), 5000):
+                await s.execute(insert(Resident), rs[k:k + 5000])
+        if not db.is_sqlite:
+            from sqlalchemy import text
+
+            async with db.engine.begin() as conn:  # the ids were given: move the sequences on
+                for t in ("streets", "communities", "grids", "buildings", "households"):
+                    await conn.execute(text(f"SELECT setval('{t}_id_seq', (SELECT max(id) FROM {t}))"))
+    finally:
+        await db.dispose()
+
+
+_WAVE_TEXTS = ("36.5 正常", "全家都好", "今天36度8，无异常", "报平安", "36.6 一切正常", "体温36.4 全家平安")
+
+
+async def _wave_run(url: str, households: int, workers: int, real: bool, tag: str) -> dict[str, float]:
+    from sqlalchemy import func, select
+
+    from bot.app import build_runtime
+    from bot.config import Settings
+    from bot.dispatch import Dispatcher
+    from bot.model import Inbound
+    from storage.models import InboundMessage, OutboundMessage
+
+    settings = Settings(database_url=url)
+    rt = build_runtime(settings, dispatcher=None if real else Dispatcher([]), workers=workers)
+    null = _NullChannel("wecom")
+    rt.channels["wecom"] = null
+    rt.pipeline.start()
+    rt.sender.start()
+    now = rt.clock.now()
+    sem = asyncio.Semaphore(512)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await rt.pipeline.accept(Inbound(channel="wecom", msg_id=f"{tag}{i}", sender_id=f"r{i + 1}",
+                                             text=_WAVE_TEXTS[i % len(_WAVE_TEXTS)], sent_at=now))
+
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(households)))
+        t_accept = time.perf_counter() - t0
+        while True:
+            async with rt.db.session() as s:
+                left = await s.scalar(select(func.count()).select_from(InboundMessage).where(
+                    InboundMessage.status == "pending", InboundMessage.msg_id.like(f"{tag}%")))
+                unsent = await s.scalar(select(func.count()).select_from(OutboundMessage).where(
+                    OutboundMessage.status.in_(("pending", "sending"))))
+            if not left and not unsent:
+                break
+            await asyncio.sleep(0.2)
+        t_done = time.perf_counter() - t0
+        async with rt.db.session() as s:
+            failed = await s.scalar(select(func.count()).select_from(InboundMessage).where(
+                InboundMessage.status == "failed", InboundMessage.msg_id.like(f"{tag}%")))
+    finally:
+        await rt.pipeline.stop()
+        await rt.sender.stop()
+        await rt.pipeline.inbox.close()
+        await rt.db.dispose()
+    return {"accept_rate": households / t_accept, "rate": households / t_done, "seconds": t_done,
+            "replies": null.sent, "failed": failed or 0}
+
+
+async def _wave_main(args: argparse.Namespace) -> int:
+    n = args.n
+    targets = [t.strip() for t in args.targets.split(",") if t.strip() and t.strip() != "bare"]
+    loop = asyncio.get_running_loop()
+    print(f"gridbot bench wave: {n} households check in (one message each) through {args.workers} inbox workers "
+          f"in one process, {os.cpu_count()} CPUs; replies to a null channel")
+    print(f"{'target':<10}{'dispatcher':<12}{'inbox/s':>9}{'handled/s':>11}{'seconds':>9}{'replies':>9}"
+          f"{'failed':>8}{'305,147 hh':>12}")
+    bad = False
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in targets:
+            dbname = None
+            if name == "sqlite":
+                url = f"sqlite+aiosqlite:///{tmp}/wave.db"
+            elif name == "postgres":
+                dbname = f"gridbot_wave_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+                try:
+                    await _pg_admin(args.pg_admin_url, f'CREATE DATABASE "{dbname}"')
+                except OSError as exc:
+                    print(f"postgres: skipped ({exc})")
+                    continue
+                url = args.pg_admin_url.rsplit("/", 1)[0] + "/" + dbname
+            else:
+                print(f"unknown target {name!r}", file=sys.stderr)
+                return 2
+            try:
+                await loop.run_in_executor(None, _migrate, url)
+                await _seed(url, n)
+                for real in (False, True):
+                    r = await _wave_run(url, n, args.workers, real, ("real" if real else "base") + uuid.uuid4().hex[:4])
+                    whole = 305_147 / r["rate"] / 60
+                    print(f"{name:<10}{'handlers' if real else 'empty':<12}{r['accept_rate']:>9.0f}{r['rate']:>11.0f}"
+                          f"{r['seconds']:>9.1f}{int(r['replies']):>9}{int(r['failed']):>8}{whole:>9.1f} min")
+                    bad = bad or bool(r["failed"])
+            finally:
+                if dbname:
+                    await _pg_admin(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    print("(the last column extrapolates the measured rate to the district's 305,147 households)")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class Inbox:
         self.lease_s = lease_s
         self.window_s = window_s
         self.max_batch = max_batch
+        self.add_timeout_s = 4.5
         # Group commit proper: while `max_flushes` transactions are in flight, new arrivals wait and
         # then go together in the next one, so batches grow with the load (SQLite has one writer).
         self.max_flushes = 1 if db.is_sqlite else int(os.environ.get("GRIDBOT_INBOX_FLUSHES", max_flushes))
@@ -91,7 +92,13 @@ class Inbox:
         elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_later(self.window_s, self._start_flush)
-        return await fut
+        try:
+            # WeCom gives up after 5 s and retries: better a clear 503 before that than a hung answer.
+            return await asyncio.wait_for(fut, self.add_timeout_s)
+        except TimeoutError:
+            log.warning("inbox insert for %s:%s took over %.1f s; answering 503", inbound.channel,
+                        inbound.msg_id, self.add_timeout_s)
+            raise
 
     def _start_flush(self) -> None:
         self._scheduled = False

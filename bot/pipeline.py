@@ -15,7 +15,6 @@ Delivery guarantees, and why they hold:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import literal, select, union_all, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.dispatch import Context
 from bot.inbox import Inbox
@@ -57,6 +56,7 @@ class Job:
     inbound: Inbound | None = None
     identity: Identity = field(default_factory=Identity)
     session: AsyncSession | None = None
+    conn: AsyncConnection | None = None
     outbound_ids: list[int] = field(default_factory=list)
     skipped: bool = False
 
@@ -78,7 +78,10 @@ class Pipeline:
         self.n_workers = workers
         self.sweep_s = sweep_s
         self.metrics = getattr(runtime, "metrics", None)
-        self._queue: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue(maxsize=max(8, workers * 8))
+        # Unbounded: a burst (the 08:00 wave) must reach the workers now, not after the lease; ids
+        # are small. The Redis reader applies its own high-water mark (`_high_water`).
+        self._queue: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
+        self._high_water = max(8, workers * 8)
         self._queued: set[int] = set()
         self._in_flight: set[int] = set()
         self._tasks: list[asyncio.Task] = []
@@ -156,24 +159,35 @@ class Pipeline:
                             type(exc).__name__)
 
     async def identity(self, job: Job, call_next: Next) -> None:
-        """Loads the row and resolves the sender (resident or staff) and the group's building."""
-        async with self.rt.db.session() as s:
-            row = await s.get(InboundMessage, job.row_id)
+        """Loads the row and resolves the sender (resident or staff) and the group's building.
+
+        Plain Core queries on one connection: this runs for every message of the morning wave."""
+        t = InboundMessage.__table__
+        # The same connection serves the handler's session later (db_session): one pool checkout
+        # (with its pre-ping and reset) a message instead of two.
+        async with self.rt.db.engine.connect() as conn:
+            row = (await conn.execute(select(t).where(t.c.id == job.row_id))).first()
             if row is None or row.status != "pending":
                 job.skipped = True
                 return
-            job.inbound = _inbound_of(row)
-            ib = job.inbound
+            job.inbound = ib = _inbound_of(row)
             chans = IDENTITY_CHANNELS.get(ib.channel, (ib.channel,))
-            res = (await s.execute(select(Resident.id, Resident.channel).where(
-                Resident.channel.in_(chans), Resident.channel_user_id == ib.sender_id))).all()
-            staff = (await s.execute(select(Staff.id, Staff.channel).where(
-                Staff.channel.in_(chans), Staff.channel_user_id == ib.sender_id))).all()
-            job.identity.resident_id = _prefer(res, ib.channel)
-            job.identity.staff_id = _prefer(staff, ib.channel)
+            who = union_all(
+                select(literal("r").label("k"), Resident.id, Resident.channel).where(
+                    Resident.channel.in_(chans), Resident.channel_user_id == ib.sender_id),
+                select(literal("s").label("k"), Staff.id, Staff.channel).where(
+                    Staff.channel.in_(chans), Staff.channel_user_id == ib.sender_id))
+            found = (await conn.execute(who)).all()
+            job.identity.resident_id = _prefer([(i, c) for k, i, c in found if k == "r"], ib.channel)
+            job.identity.staff_id = _prefer([(i, c) for k, i, c in found if k == "s"], ib.channel)
             if ib.chat_id:
-                job.identity.building_id = await s.scalar(select(Building.id).where(Building.chat_id == ib.chat_id))
-        await call_next(job)
+                job.identity.building_id = await conn.scalar(select(Building.id).where(Building.chat_id == ib.chat_id))
+            await conn.rollback()
+            job.conn = conn
+            try:
+                await call_next(job)
+            finally:
+                job.conn = None
 
     async def sender_lock(self, job: Job, call_next: Next) -> None:
         """Two quick messages from one person are handled one after the other, never racing on
@@ -184,20 +198,18 @@ class Pipeline:
 
     async def db_session(self, job: Job, call_next: Next) -> None:
         """One transaction for the row, the effects and the outbox; it commits on the way out."""
-        async with self.rt.db.session() as s:
-            q = select(InboundMessage).where(InboundMessage.id == job.row_id)
+        t = InboundMessage.__table__
+        async with AsyncSession(bind=job.conn, expire_on_commit=False) as s, s.begin():
+            q = select(t.c.status).where(t.c.id == job.row_id)
             if not self.rt.db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
-            row = (await s.scalars(q)).first()
-            if row is None or row.status != "pending":
+            if await s.scalar(q) != "pending":
                 job.skipped = True  # another process has it, or finished it meanwhile
                 return
             job.session = s
             await call_next(job)
-            row.status = "done"
-            row.attempts += 1
-            row.processed_at = self.rt.clock.now()
-            row.error = None
+            await s.execute(update(t).where(t.c.id == job.row_id).values(
+                status="done", attempts=t.c.attempts + 1, processed_at=self.rt.clock.now(), error=None))
             if self.before_commit is not None:
                 await self.before_commit(job)
 
@@ -248,11 +260,8 @@ class Pipeline:
     def _offer(self, row_id: int) -> None:
         if row_id in self._queued:
             return
-        try:
-            self._queue.put_nowait((row_id, None))
-            self._queued.add(row_id)
-        except asyncio.QueueFull:
-            pass  # the sweep takes it after its lease; the queue only bounds memory
+        self._queue.put_nowait((row_id, None))
+        self._queued.add(row_id)
 
     def start(self) -> None:
         for n in range(self.n_workers):
@@ -264,9 +273,10 @@ class Pipeline:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            _done, stuck = await asyncio.wait(self._tasks, timeout=10)
+            for t in stuck:  # should not happen; say so instead of hanging the shutdown
+                log.warning("task %s did not stop within 10 s", t.get_name())
         self._tasks.clear()
 
     async def _worker(self, n: int) -> None:
@@ -289,8 +299,8 @@ class Pipeline:
         while True:
             await asyncio.sleep(delay)
             try:
-                if self._queue.qsize() < self._queue.maxsize // 2:
-                    for rid in await self.inbox.due_ids(self._queue.maxsize // 2):
+                if self._queue.qsize() < self._high_water // 2:
+                    for rid in await self.inbox.due_ids(self._high_water // 2):
                         self._offer(rid)
                 delay = self.sweep_s
             except asyncio.CancelledError:
@@ -310,9 +320,13 @@ class Pipeline:
                     entries = await self.inbox.claim_stale(consumer)
                     last_claim = time.monotonic()
                 if not entries:
-                    entries = await self.inbox.read(consumer, count=self._queue.maxsize // 2, block_ms=1000)
+                    # Take only what this process's workers can start soon: the rest of the stream
+                    # stays for the other processes.
+                    while self._queue.qsize() >= self._high_water:
+                        await asyncio.sleep(0.005)
+                    entries = await self.inbox.read(consumer, count=self._high_water // 2, block_ms=1000)
                 for eid, rid in entries:
-                    await self._queue.put((rid, eid))  # blocks: back-pressure on this process
+                    self._queue.put_nowait((rid, eid))
                     self._queued.add(rid)
                 delay = 1.0
             except asyncio.CancelledError:
@@ -339,7 +353,7 @@ def _prefer(rows: Any, channel: str) -> int | None:
     return rows[0][0]
 
 
-def _inbound_of(row: InboundMessage) -> Inbound:
+def _inbound_of(row: Any) -> Inbound:
     return Inbound(channel=row.channel, msg_id=row.msg_id, sender_id=row.sender_id, text=row.text or "",
                    sent_at=row.sent_at, chat_id=row.chat_id, sender_name=row.sender_name,
                    chat_name=row.chat_name, kind=row.kind, reply_to=row.reply_to)

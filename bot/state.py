@@ -213,7 +213,15 @@ class RedisState:
         from redis.exceptions import LockError
 
         lk = self.redis.lock(self.k("lock:" + key), timeout=ttl, blocking_timeout=wait, sleep=0.01)
-        if not await lk.acquire():
+        try:
+            got = await lk.acquire()
+        except BaseException:
+            # Cancelled while the SET may already have landed: free it (a no-op if it is not ours)
+            # rather than leave the next message of this sender waiting out the ttl.
+            with contextlib.suppress(Exception):
+                await lk.release()
+            raise
+        if not got:
             raise LockTimeout(key)
         try:
             yield

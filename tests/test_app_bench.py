@@ -1,4 +1,4 @@
-"""`gridbot bench callbacks` runs end to end (a small N): nothing refused, nothing lost."""
+"""`gridbot bench callbacks` and `wave` run end to end (a small N): nothing refused, nothing lost."""
 
 from __future__ import annotations
 
@@ -11,5 +11,10 @@ def test_bench_callbacks_smoke(capsys):
     assert "answered/s" in out and "sqlite" in out and "bare" in out
 
 
-def test_bench_wave_not_built(capsys):
-    assert run(["--wave"]) == 2
+def test_bench_wave_smoke(capsys):
+    """The morning wave through the workers with the real handlers: every check-in answered."""
+    assert run(["--wave", "--n", "60", "--targets", "sqlite", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    lines = [x for x in out.splitlines() if x.startswith("sqlite")]
+    assert len(lines) == 2 and lines[1].split()[1] == "handlers"
+    assert lines[1].split()[5] == "60"  # replies: one a household

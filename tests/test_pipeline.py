@@ -237,7 +237,7 @@ async def test_redis_stream_inbox_shares_work(db, settings, clock, redis_client)
     try:
         await rt.pipeline.accept(msg(clock, "second", msg_id="s2"))
         for _ in range(300):
-            if await count(db, InboundMessage, InboundMessage.status == "done") == 1:
+            if await count(db, InboundMessage, InboundMessage.msg_id == "s2", InboundMessage.status == "done"):
                 break
             await asyncio.sleep(0.02)
     finally:
