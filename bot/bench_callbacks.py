@@ -11,7 +11,11 @@ itself — verify, decrypt, one batched INSERT, answer; `--workers N` measures i
 competing for the same core.
 
     gridbot bench callbacks [--n 5000] [--concurrency 64] [--targets bare,sqlite,postgres]
-                            [--window-ms 2] [--workers 0] [--pg-admin-url URL]
+                            [--rate 1000] [--window-ms 2] [--workers 0] [--pg-admin-url URL]
+
+Two tables: as fast as the server answers (closed loop: answers/s, and answer times that include
+the queue at saturation), and offered at a fixed `--rate` (open loop: the answer times a steady
+1,000 callbacks a second actually see).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5000, help="callbacks per target")
     p.add_argument("--concurrency", type=int, default=64, help="concurrent connections")
     p.add_argument("--targets", default="bare,sqlite,postgres")
+    p.add_argument("--rate", type=float, default=1000.0,
+                   help="also offer callbacks at this fixed rate (open loop) and time the answers; 0: skip")
     p.add_argument("--window-ms", type=float, default=2.0, help="inbox group-commit window (0: one INSERT each)")
     p.add_argument("--workers", type=int, default=None, help="inbox workers (callbacks: 0, wave: 4)")
     p.add_argument("--pg-admin-url", default=PG_ADMIN)
@@ -133,26 +139,35 @@ def _callbacks(n: int, tag: str) -> list[tuple[dict[str, str], bytes]]:
     return out
 
 
-async def _load(port: int, calls: list[tuple[dict[str, str], bytes]], concurrency: int) -> dict[str, float]:
+async def _load(port: int, calls: list[tuple[dict[str, str], bytes]], concurrency: int,
+                rate: float | None = None) -> dict[str, float]:
+    """Posts every call over `concurrency` connections: as fast as answers come (closed loop), or
+    with `rate`, at that many a second whatever the answers do (open loop; a late start counts in
+    the answer time, so a stalled server cannot hide its queue)."""
     import aiohttp
 
     url = f"http://127.0.0.1:{port}/wecom/callback"
     lat: list[float] = []
     errors = 0
-    it = iter(calls)
+    nxt = 0
     conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=conn) as http:
-        # Warm the connections (and the server's caches) before timing.
-        async def one(params: dict[str, str], body: bytes) -> bool:
-            async with http.post(url, params=params, data=body) as resp:
-                return resp.status == 200 and await resp.text() == "success"
 
         async def worker() -> None:
-            nonlocal errors
-            for params, body in it:
-                t0 = time.perf_counter()
-                ok = await one(params, body)
-                lat.append(time.perf_counter() - t0)
+            nonlocal errors, nxt
+            while nxt < len(calls):
+                i = nxt
+                nxt += 1
+                params, body = calls[i]
+                start = time.perf_counter()
+                if rate:
+                    due = t0 + i / rate
+                    if due > start:
+                        await asyncio.sleep(due - start)
+                    start = due
+                async with http.post(url, params=params, data=body) as resp:
+                    ok = resp.status == 200 and await resp.text() == "success"
+                lat.append(time.perf_counter() - start)
                 errors += not ok
 
         t0 = time.perf_counter()
@@ -199,6 +214,10 @@ async def _target(name: str, args: argparse.Namespace, db_url: str | None) -> di
         # The server's own CPU per callback: the figure that noisy neighbours on a shared machine
         # do not move much.
         res["cpu_us"] = await _server_cpu(proc) / args.n * 1e6
+        if args.rate:
+            paced = await _load(port, _callbacks(args.n, "p" + tag), args.concurrency, rate=args.rate)
+            res.update(paced_rate=paced["rate"], paced_p50=paced["p50"], paced_p99=paced["p99"],
+                       errors=res["errors"] + paced["errors"])
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         try:
@@ -278,7 +297,13 @@ async def _main(args: argparse.Namespace) -> int:
         stored = f"{int(r['stored'])}" if "stored" in r else "-"
         print(f"{name:<12}{r['rate']:>12.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['cpu_us']:>12.0f} us"
               f"{int(r['errors']):>8}{stored:>8}{ratio:>9}")
-    bad = [n for n, r in results.items() if r["errors"] or ("stored" in r and r["stored"] < args.n + min(200, args.n))]
+    if args.rate:
+        print(f"offered at {args.rate:g}/s (open loop): answer times")
+        print(f"{'target':<12}{'answered/s':>12}{'p50 ms':>9}{'p99 ms':>9}")
+        for name, r in results.items():
+            print(f"{name:<12}{r['paced_rate']:>12.0f}{r['paced_p50']:>9.1f}{r['paced_p99']:>9.1f}")
+    extra = 2 * args.n if args.rate else args.n
+    bad = [n for n, r in results.items() if r["errors"] or ("stored" in r and r["stored"] < extra + min(200, args.n))]
     if bad:
         print(f"FAILED: errors or lost callbacks on {', '.join(bad)}")
         return 1

@@ -94,7 +94,8 @@ class Inbox:
             asyncio.get_running_loop().call_later(self.window_s, self._start_flush)
         try:
             # WeCom gives up after 5 s and retries: better a clear 503 before that than a hung answer.
-            return await asyncio.wait_for(fut, self.add_timeout_s)
+            async with asyncio.timeout(self.add_timeout_s):  # no extra task, unlike wait_for
+                return await fut
         except TimeoutError:
             log.warning("inbox insert for %s:%s took over %.1f s; answering 503", inbound.channel,
                         inbound.msg_id, self.add_timeout_s)
