@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -75,11 +74,11 @@ def build_runtime(
 
         dispatcher = build_dispatcher()
     rt = Runtime(settings=settings, db=db, clock=clock, state=state, dispatcher=dispatcher)
-    rt.metrics = Metrics()  # type: ignore[attr-defined]
+    rt.metrics = Metrics()
     redis = state.redis if isinstance(state, RedisState) else None
     prefix = state.prefix if isinstance(state, RedisState) else "gridbot:"
     inbox = Inbox(db, clock, redis=redis, prefix=prefix, window_s=inbox_window_s)
-    n = workers if workers is not None else int(settings.extra.get("workers", os.environ.get("GRIDBOT_WORKERS", 2)))
+    n = workers if workers is not None else settings.workers
     rt.pipeline = Pipeline(rt, inbox, workers=n)
     rt.sender = Sender(rt)
     rt.pipeline.on_outbox = rt.sender.wake

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -64,7 +64,10 @@ class Settings:
     grace: str = "1h"
     # Bridge sends per minute: ordinary WeChat bans chatty accounts.
     bridge_rate: int = 20
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
+    # The gateway's own sender id for the bot's account, so its echoes are not answered (no loops).
+    bridge_bot_id: str | None = None
+    # Inbox worker tasks in this process.
+    workers: int = 2
 
     # -- derived values, parsed once so a bad value fails at start-up, not at 08:00 --
     @property
@@ -142,7 +145,7 @@ def load_settings(env: dict[str, str] | None = None, toml_path: str | Path | Non
     if path.is_file():
         with path.open("rb") as f:
             values.update({k.lower(): v for k, v in tomllib.load(f).items()})
-    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    known = {f.name: f for f in fields(Settings)}
     for name in known:
         key = "GRIDBOT_" + name.upper()
         if key in env and env[key] != "":

@@ -22,3 +22,4 @@ class Runtime:
     channels: dict[str, Any] = field(default_factory=dict)
     pipeline: Any = None
     sender: Any = None
+    metrics: Any = None

@@ -39,10 +39,9 @@ async def fake():
 
 
 @pytest.fixture
-async def bridge(db, tmp_path, clock, fake, aiohttp_client, monkeypatch):
-    monkeypatch.setenv("GRIDBOT_BRIDGE_BOT_ID", "wxid_bot")
+async def bridge(db, tmp_path, clock, fake, aiohttp_client):
     s = Settings(database_url="sqlite://", bridge_secret=SECRET, bridge_send_url=fake.base_url + "/gateway/send",
-                 bridge_rate=5)
+                 bridge_rate=5, bridge_bot_id="wxid_bot")
     rt = build_runtime(s, clock, db=db, dispatcher=dispatcher())
     return rt, await aiohttp_client(build_app(rt, background=False))
 

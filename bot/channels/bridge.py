@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,7 @@ class BridgeChannel:
         self.secret = s.bridge_secret
         self.send_url = s.bridge_send_url
         self.rate = max(1, s.bridge_rate)
-        self.bot_id = bot_id or s.extra.get("bridge_bot_id") or os.environ.get("GRIDBOT_BRIDGE_BOT_ID") or None
+        self.bot_id = bot_id or s.bridge_bot_id
         self.timeout = aiohttp.ClientTimeout(total=10)
         self._session: aiohttp.ClientSession | None = None
 
