@@ -1,35 +1,35 @@
-"""`gridbot bench reminders` runs end to end on a small population, and its stand-in API limits."""
+"""`gridbot bench reminders` runs end to end: outbox sender → WeCom channel → HTTP → the rate-limited fake."""
 
 from __future__ import annotations
 
-import asyncio
-from types import SimpleNamespace
-
-import pytest
+import re
 
 from scheduler import bench_reminders
 
 
-def test_bench_reminders_small_run(capsys):
-    assert bench_reminders.run(["--people", "300"]) == 0
+def _row(out: str) -> dict[str, str]:
+    lines = out.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.split()[:2] == ["people", "backend"])
+    head = re.split(r"\s{2,}", lines[i].strip())
+    return dict(zip(head, re.split(r"\s{2,}", lines[i + 1].strip()), strict=True))
+
+
+def test_bench_reminders_small_run_meets_45009_and_loses_nothing(capsys):
+    # 20 members already had their 30 messages this minute: the fake answers 45009 to their reminders,
+    # the sender retries them a (scaled) minute later. Scale 30: that minute is 2 s.
+    assert bench_reminders.run(["--people", "300", "--scale", "30", "--busy", "20"]) == 0
     out = capsys.readouterr().out
     assert "300 reminders queued" in out and "the job fired again: 0 queued" in out
-    assert "lost: 0; doubled: 0" in out or "delivery: not measured" in out
+    assert "fake WeCom API (tests/fakewecom.py) at http://127.0.0.1:" in out and "time scale x30" in out
+    row = _row(out)
+    assert (row["people"], row["backend"], row["scale"]) == ("300", "sqlite", "x30")
+    assert int(row["45009s"]) >= 20
+    assert row["lost"] == "0" and row["doubled"] == "0"
+    assert "outbox: {'sent': 300}" in out
 
 
-def test_stand_in_api_answers_45009_beyond_the_per_member_limit():
-    pytest.importorskip("bot.channels.base", reason="SendError lives in bot/channels/base.py")
-    api = bench_reminders.StandInWeCom()
-
-    async def go() -> int:
-        errors = 0
-        for i in range(bench_reminders.MEMBER_MSGS_PER_MIN + 2):
-            try:
-                await api.send(SimpleNamespace(to_user="u1", id=i))
-            except Exception as exc:  # noqa: BLE001 - SendError; its module may be absent
-                assert "45009" in str(exc) and exc.retry_after > 0
-                errors += 1
-        return errors
-
-    assert asyncio.run(go()) == 2
-    assert api.delivered["u1"] == bench_reminders.MEMBER_MSGS_PER_MIN and api.rejected_45009 == 2
+def test_auto_scale_keeps_the_paced_run_near_a_minute():
+    assert bench_reminders.auto_scale(300, 0, 2000) == 1
+    assert bench_reminders.auto_scale(300, 5, 2000) == 1
+    assert bench_reminders.auto_scale(10_000, 0, 2000) == 4
+    assert bench_reminders.auto_scale(20_000, 0, 2000) == 9
