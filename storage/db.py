@@ -30,7 +30,9 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pool_pre_ping: it costs a round trip on every checkout (a large share of a worker's time);
+    # a connection that died with the server raises, SQLAlchemy drops the pool, and the inbox and
+    # outbox retry the row (tests/test_pipeline_recovery.py restarts a database under load).
     return create_async_engine(url, **kwargs)
 
 
