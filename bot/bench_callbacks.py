@@ -31,6 +31,8 @@ import time
 import uuid
 from pathlib import Path
 
+from storage.db import create_temp_database, drop_database
+
 TOKEN = "benchtoken"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 CORP_ID = "wwbenchcorp"
@@ -249,16 +251,6 @@ def _migrate(url: str) -> None:
     upgrade(url)
 
 
-async def _pg_admin(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _main(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     results: dict[str, dict[str, float]] = {}
@@ -274,18 +266,16 @@ async def _main(args: argparse.Namespace) -> int:
                 await loop.run_in_executor(None, _migrate, url)
                 results[name] = await _target(name, args, url)
             elif name == "postgres":
-                dbname = f"gridbot_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
                 try:
-                    await _pg_admin(args.pg_admin_url, f'CREATE DATABASE "{dbname}"')
+                    url = await create_temp_database("gridbot_bench", args.pg_admin_url)
                 except OSError as exc:
                     print(f"postgres: skipped ({exc})")
                     continue
-                url = args.pg_admin_url.rsplit("/", 1)[0] + "/" + dbname
                 try:
                     await loop.run_in_executor(None, _migrate, url)
                     results[name] = await _target(name, args, url)
                 finally:
-                    await _pg_admin(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                    await drop_database(url, args.pg_admin_url)
             else:
                 print(f"unknown target {name!r}", file=sys.stderr)
                 return 2
@@ -438,13 +428,11 @@ async def _wave_main(args: argparse.Namespace) -> int:
             if name == "sqlite":
                 url = f"sqlite+aiosqlite:///{tmp}/wave.db"
             elif name == "postgres":
-                dbname = f"gridbot_wave_{os.getpid()}_{uuid.uuid4().hex[:6]}"
                 try:
-                    await _pg_admin(args.pg_admin_url, f'CREATE DATABASE "{dbname}"')
+                    url = dbname = await create_temp_database("gridbot_wave", args.pg_admin_url)
                 except OSError as exc:
                     print(f"postgres: skipped ({exc})")
                     continue
-                url = args.pg_admin_url.rsplit("/", 1)[0] + "/" + dbname
             else:
                 print(f"unknown target {name!r}", file=sys.stderr)
                 return 2
@@ -459,7 +447,7 @@ async def _wave_main(args: argparse.Namespace) -> int:
                     bad = bad or bool(r["failed"])
             finally:
                 if dbname:
-                    await _pg_admin(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                    await drop_database(dbname, args.pg_admin_url)
     print("(the last column extrapolates the measured rate to the district's 305,147 households)")
     return 1 if bad else 0
 

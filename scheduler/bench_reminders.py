@@ -33,7 +33,6 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,7 +44,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.state import MemoryState
 from scheduler.jobs import run_job
-from storage.db import Database
+from storage.db import Database, create_temp_database, drop_database
 from storage.models import (
     Base,
     Building,
@@ -137,21 +136,17 @@ async def _bench(args: argparse.Namespace) -> int:
         if scale <= 0:
             print("--scale must be positive")
             return 2
-    tmp = pg_name = None
+    tmp = pg_url = None
     url = args.database_url
     backend = "sqlite"
     if url:
         backend = "sqlite" if url.startswith("sqlite") else "postgres"
     elif args.db == "postgres":
-        from storage.bench_import import PG_ADMIN_URL, _pg_admin
-
-        pg_name = f"gridbot_bench_rem_{uuid.uuid4().hex[:8]}"
         try:
-            await _pg_admin(f'CREATE DATABASE "{pg_name}"')
+            url = pg_url = await create_temp_database("gridbot_bench_rem")
         except OSError as exc:
             print(f"PostgreSQL not reachable ({exc})")
             return 2
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
         backend = "postgres"
     else:
         tmp = tempfile.TemporaryDirectory(prefix="gridbot-bench-")
@@ -215,10 +210,8 @@ async def _bench(args: argparse.Namespace) -> int:
         await db.dispose()
         if tmp is not None:
             tmp.cleanup()
-        if pg_name is not None:
-            from storage.bench_import import _pg_admin
-
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        if pg_url is not None:
+            await drop_database(pg_url)
 
 
 def make_fake(fakewecom: Any, time_fn: ScaledTime) -> Any:

@@ -18,16 +18,14 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
 from bot.config import Settings
 from storage import roster
-from storage.db import Database
+from storage.db import PG_ADMIN_URL, Database, create_temp_database, drop_database
 from storage.migrate import upgrade
 
-PG_ADMIN_URL = os.environ.get("GRIDBOT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 PER_BUILDING = 48
 PER_GRID = 300
 
@@ -134,16 +132,6 @@ def read_and_validate(path: Path) -> tuple[int, int]:
     return n, bad
 
 
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def _timed_import(url: str, path: Path) -> tuple[float, float, float]:
     """Seconds for the first import, the re-import, and the ledger of every grid afterwards."""
     from storage.ledger import compute_ledger
@@ -208,16 +196,15 @@ def run(argv: list[str]) -> int:
                         url = f"sqlite+aiosqlite:///{work}/bench-{n}-{fmt}.db"
                         first, again, ledger = _timed_import(url, path)
                     else:
-                        name = f"gridbot_bench_{uuid.uuid4().hex[:8]}"
                         try:
-                            asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+                            pg_url = asyncio.run(create_temp_database("gridbot_bench", PG_ADMIN_URL))
                         except OSError as exc:
                             print(f"PostgreSQL not reachable ({exc}); skipped")
                             continue
                         try:
-                            first, again, ledger = _timed_import(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, path)
+                            first, again, ledger = _timed_import(pg_url, path)
                         finally:
-                            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                            asyncio.run(drop_database(pg_url, PG_ADMIN_URL))
                     rows.append((households, residents, f"import ({fmt})", backend, first, residents / first))
                     rows.append((households, residents, f"re-import, no change ({fmt})", backend, again,
                                  residents / again))

@@ -19,10 +19,9 @@ from sqlalchemy import text
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from storage.db import Database
+from storage.db import PG_ADMIN_URL, Database, pg_admin
 from storage.models import Base
 
-PG_ADMIN_URL = os.environ.get("GRIDBOT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GRIDBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -32,22 +31,11 @@ def _pg_url(dbname: str) -> str:
 
 
 def _pg_admin(sql: str) -> None:
-    """Runs one statement on the admin database, in a thread: the caller may be inside an event loop."""
+    """Runs one admin statement in a thread: the caller may be inside an event loop."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, _pg_admin_async(sql)).result()
-
-
-async def _pg_admin_async(sql: str) -> None:
-    import asyncpg
-
-    url = PG_ADMIN_URL.replace("postgresql+asyncpg", "postgresql")
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+        pool.submit(asyncio.run, pg_admin(sql, PG_ADMIN_URL)).result()
 
 
 @pytest.fixture(scope="session")
