@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from bot.channels.base import Delivery, text_response
 from bot.channels.console import ConsoleChannel
 from bot.clock import Clock
 from bot.config import Settings, load_settings
+from bot.dashboard import setup_dashboard
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.model import Inbound
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
 # Modules of other parts of gridbot that add routes (dashboard, API): `setup_routes(app, runtime)`.
-WEB_MODULES = ("web.routes", "bot.dashboard", "bot.api", "storage.dashboard")
-
 NOT_CONFIGURED = {
     "wecom": "WeCom app: not configured (set GRIDBOT_WECOM_CORP_ID, GRIDBOT_WECOM_AGENT_ID, "
              "GRIDBOT_WECOM_SECRET, GRIDBOT_WECOM_TOKEN, GRIDBOT_WECOM_AES_KEY)",
@@ -117,18 +115,7 @@ def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
             app.router.add_route("*", path, _not_configured(NOT_CONFIGURED[name]))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    for module in WEB_MODULES:
-        # A broken dashboard must not take the callbacks down with it: log it loudly, serve the rest.
-        try:
-            mod = importlib.import_module(module)
-            setup = getattr(mod, "setup_routes", None)
-            if setup is not None:
-                setup(app, runtime)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and module.startswith(exc.name)):
-                log.exception("%s could not be loaded; its routes are missing", module)
-        except Exception:  # noqa: BLE001
-            log.exception("%s could not be loaded; its routes are missing", module)
+    setup_dashboard(app, runtime)
     if background:
         app.on_startup.append(_start_background)
     app.on_cleanup.append(_stop_background)

@@ -83,7 +83,6 @@ JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"
 ESCALATION_STATUSES = ("open", "acked", "closed")
 REQUEST_STATUSES = ("open", "taken", "done", "cancelled")
 
-_SETUP_DONE = web.AppKey("gridbot_dashboard", bool)
 _dummy_hash: str | None = None
 
 
@@ -579,10 +578,7 @@ def _page_csp(page: str) -> str:
 
 
 def setup_dashboard(app: web.Application, runtime: Any) -> None:
-    """Adds the dashboard page and the /api routes to `app`; a second call on the same app does nothing."""
-    if app.get(_SETUP_DONE):
-        return
-    app[_SETUP_DONE] = True
+    """Adds the dashboard page and the /api routes to `app` (called by bot.app.build_app)."""
     d = Dashboard(runtime)
     app.router.add_get("/dashboard", d.redirect_handler)
     app.router.add_get("/dashboard/", d.page_handler)
@@ -597,6 +593,3 @@ def setup_dashboard(app: web.Application, runtime: Any) -> None:
     app.router.add_get("/api/quarantines", d.authed(d.quarantines))
     app.router.add_get("/api/rates", d.authed(d.rates))
 
-
-# bot/app.py's build_app imports this module and calls `setup_routes(app, runtime)` when it exists.
-setup_routes = setup_dashboard

@@ -142,7 +142,6 @@ def make_client(aiohttp_client, clock):
         rt = make_runtime(db, clock, state)
         app = web.Application()
         setup_dashboard(app, rt)
-        setup_dashboard(app, rt)  # a second call (build_app's setup_routes plus an explicit one) is harmless
         return await aiohttp_client(app)
 
     return make
