@@ -32,6 +32,7 @@ from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.sender import Sender
 from bot.state import MemoryState, RedisState
+from scheduler.service import start_scheduler
 from storage.db import Database
 from storage.models import OutboundMessage
 
@@ -133,12 +134,6 @@ async def _start_background(app: web.Application) -> None:
     rt = app[RUNTIME_KEY]
     rt.pipeline.start()
     rt.sender.start()
-    try:
-        from scheduler.service import start_scheduler
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("scheduler.service", "scheduler"):
-            raise
-        return
     app["scheduler"] = await start_scheduler(rt)
 
 

@@ -24,6 +24,7 @@ from bot.channels.console import ConsoleChannel
 from bot.clock import Clock, FakeClock
 from bot.config import Settings, load_settings
 from bot.model import Inbound
+from scheduler import jobs
 from storage.db import Database
 from storage.models import Base, Building, Resident, Staff
 
@@ -139,8 +140,6 @@ class Demo:
                                           text=text, sent_at=self.clock.now(), chat_id=chat, sender_name=name))
 
     async def job(self, hh: int, mm: int, name: str, title: str) -> None:
-        from scheduler import jobs
-
         await self.at(hh, mm)
         self.out(f"{self.clock.now():%H:%M} ⏰ {title}")
         fn = getattr(jobs, name.replace("-", "_"))
@@ -149,10 +148,6 @@ class Demo:
 
     async def sweeps(self) -> None:
         """The scheduler's minute-by-minute sweeps, run quietly whenever the clock moves."""
-        try:
-            from scheduler import jobs
-        except ImportError:  # pragma: no cover - the scheduler is part of the product
-            return
         await jobs.escalation_sweep(self.rt, self.clock.now())
         await jobs.follow_up(self.rt, self.clock.now())
         await self.rt.sender.deliver_due()
@@ -271,13 +266,8 @@ async def chat(user: str, group: str | None, settings: Settings, lines: Any = No
             await handle_now(rt, Inbound(channel=channel, msg_id=f"chat-{user}-{now.timestamp():.6f}-{n}",
                                          sender_id=user, text=text, sent_at=now, chat_id=group))
             # let the sweeps move the chain while someone types, as the server's scheduler would
-            try:
-                from scheduler import jobs
-
-                await jobs.escalation_sweep(rt, rt.clock.now())
-                await rt.sender.deliver_due()
-            except ImportError:  # pragma: no cover
-                pass
+            await jobs.escalation_sweep(rt, rt.clock.now())
+            await rt.sender.deliver_due()
     finally:
         await db.dispose()
     return 0

@@ -17,7 +17,7 @@ import unicodedata
 from collections import defaultdict
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.dispatch import NOT_HANDLED, Context, Router, UserError
 from bot.model import Outbound
@@ -35,6 +35,7 @@ from handlers.common import (
 from handlers.escalation import ack_escalation, close_escalation
 from handlers.notices import send_notice
 from handlers.requests import finish_request, take_request
+from storage.ledger import compute_ledger, format_grid_ledger
 from storage.models import Building, CheckIn, Grid, Household, Quarantine, Resident, Staff
 from storage.queries import households_at, natural_key
 
@@ -142,24 +143,8 @@ async def unreported_text(ctx: Context) -> str:
 async def today_text(ctx: Context) -> str:
     grids = await _my_grids(ctx)
     day = local_date(ctx.settings, ctx.now)
-    try:
-        from storage.ledger import compute_ledger, format_grid_ledger  # type: ignore[import-not-found]
-    except ImportError:
-        compute_ledger = None
-    if compute_ledger is not None:
-        ledger = await compute_ledger(ctx.session, day, ctx.settings, grid_names=[g.name for g in grids],
-                                      now=ctx.now)
-        return "\n\n".join(format_grid_ledger(g, day) for g in ledger["grids"])
-    # the ledger module is not there yet: a short count of our own
-    lines = []
-    for g in grids:
-        hh = await ctx.session.scalar(select(func.count(Household.id)).join(
-            Building, Household.building_id == Building.id).where(Building.grid_id == g.id))
-        rep = await ctx.session.scalar(select(func.count(func.distinct(CheckIn.household_id))).join(
-            Household, CheckIn.household_id == Household.id).join(Building, Household.building_id == Building.id)
-            .where(Building.grid_id == g.id, CheckIn.date == day))
-        lines.append(f"{g.name} {day.isoformat()}：应报{hh}户，已报{rep}户，未报{(hh or 0) - (rep or 0)}户")
-    return "\n".join(lines)
+    ledger = await compute_ledger(ctx.session, day, ctx.settings, grid_names=[g.name for g in grids], now=ctx.now)
+    return "\n\n".join(format_grid_ledger(g, day) for g in ledger["grids"])
 
 
 # --- 隔离 / 解除 ------------------------------------------------------------------------------------
