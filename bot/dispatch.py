@@ -54,6 +54,8 @@ class Context:
     building: Building | None = None  # the building whose group the message came from
     parsed: ParseResult | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # The runtime's state store (bot/state.py: `get`/`set` with a TTL, `delete`): conversation state.
+    state: Any = None
 
     @property
     def now(self) -> datetime:

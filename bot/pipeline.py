@@ -225,7 +225,7 @@ class Pipeline:
         ctx = Context(session=s, settings=self.rt.settings, clock=self.rt.clock, inbound=ib,
                       inbound_id=job.row_id, resident=resident, staff=staff,
                       household=resident.household if resident is not None else None,
-                      building=building, parsed=parsed)
+                      building=building, parsed=parsed, state=self.rt.state)
         t0 = time.perf_counter()
         outs = await self.rt.dispatcher.feed(ctx) if self.rt.dispatcher is not None else []
         if self.metrics is not None:

@@ -1,14 +1,18 @@
 """Registration: an unknown sender binds themselves to a household of the roster ("3-2-501 王芳").
 
 - Only households that exist bind. In a building group the building must be that group's; in
-  private any building with that number, and when several communities have one, the sender is
-  asked to name the community.
+  private any building with that number. When the address fits several households (that number in
+  two communities, or in two compounds of one community) the sender gets a short numbered list and
+  the registration waits in the state store (per channel and sender, `PENDING_TTL_S`): the next
+  message that names an option ("阳光社区", "东苑9号楼") or its number ("1") completes it; a new
+  address starts over; anything else gets the list again.
 - A roster resident of that household with the same name and no chat id yet is bound instead of
   creating a new one; the grid worker hears of each new binding.
 - The first message is not lost: a check-in, request or emergency in the binding message is handled
   right after the binding, and a fever the sender reported earlier (before they gave an address) is
   recorded then as well.
-- An unknown sender without an address gets the question privately (in groups at most once a day).
+- An unknown sender without an address gets the question privately; chatter in a group is answered
+  at most once a day, and not at all when the sender was asked already.
   A fever or emergency from them in a building group goes to that building's grid worker at once
   (an emergency to the whole chain) as "未登记居民": a fever must never be lost.
 """
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from datetime import timedelta
@@ -32,6 +37,7 @@ from handlers.common import (
     grid_workers,
     group_message,
     local_date,
+    normalize_command,
     to_person,
     to_sender,
 )
@@ -43,9 +49,16 @@ router = Router("registration")
 
 _NAME_CUE = re.compile(r"(?:我是|我叫|姓名|名字)\s*[:：]?\s*([\u4e00-\u9fff·]{2,5})")
 _ADDRESS_BITS = re.compile(r"[\d\-－—.．]+|号楼|栋|幢|单元|号院|院|室|号|楼|户")
-_NOT_NAMES = {"正常", "平安", "都好", "全家", "报平安", "你好", "您好", "登记", "住址", "地址", "在吗", "谢谢"}
+_NOT_NAMES = {"正常", "平安", "都好", "全家", "报平安", "你好", "您好", "登记", "住址", "地址", "在吗", "谢谢",
+              "好的", "是的", "对的", "对", "那个", "这个", "社区", "我住"}
 # How far back a fever reported before registering is still picked up when the sender binds.
 LOOK_BACK = timedelta(hours=24)
+# How long a registration waiting for "which one?" is kept.
+PENDING_TTL_S = 30 * 60
+# How long "this sender was asked for their address" keeps group chatter from asking again.
+ASKED_TTL_S = 24 * 3600
+# "1", "选2", "第1个", "1." — an answer by number to the numbered list.
+_CHOICE_NO = re.compile(r"(?:选|第)?\s*([1-9])\s*(?:个|号|项)?\s*[.。、!！]?")
 
 
 def _is_unknown(ctx: Context) -> bool:
@@ -95,17 +108,118 @@ async def _street_duty_everywhere(ctx: Context) -> list[Staff]:
     return list(rows.all())
 
 
-async def _ask(ctx: Context) -> list[Outbound]:
+
+# --- conversation state: a registration waiting for "which one?" ---------------------------------
+
+
+def _pending_key(ctx: Context) -> str:
+    return f"reg:pending:{ctx.inbound.channel}:{ctx.inbound.sender_id}"
+
+
+def _asked_key(ctx: Context) -> str:
+    return f"reg:asked:{ctx.inbound.channel}:{ctx.inbound.sender_id}"
+
+
+async def _load_pending(ctx: Context) -> dict | None:
+    if ctx.state is None:
+        return None
+    raw = await ctx.state.get(_pending_key(ctx))
+    if not raw:
+        return None
+    try:
+        pending = json.loads(raw)
+    except ValueError:
+        return None
+    return pending if isinstance(pending, dict) and pending.get("options") else None
+
+
+async def _save_pending(ctx: Context, pending: dict) -> None:
+    if ctx.state is not None:
+        await ctx.state.set(_pending_key(ctx), json.dumps(pending, ensure_ascii=False), ttl=PENDING_TTL_S)
+
+
+async def _drop_pending(ctx: Context) -> None:
+    if ctx.state is not None:
+        await ctx.state.delete(_pending_key(ctx))
+
+
+def _aliases(community: str) -> list[str]:
+    short = community.removesuffix("社区")
+    return [community, short] if short != community and len(short) >= 2 else [community]
+
+
+def _options(found: list[Household]) -> list[dict]:
+    """One option per candidate household, labelled by what tells it apart from the others: the
+    community, the building's full name (two "3号楼" in one community), the unit and room."""
+    opts = []
+    for h in found:
+        b, c = h.building, h.building.grid.community
+        same_c = [o for o in found if o.building.grid.community_id == c.id]
+        keys: list[list[str]] = []
+        if len(same_c) < len(found):
+            keys.append(_aliases(c.name))
+        if any(o.building_id != b.id for o in same_c):
+            keys.append([b.name])
+        if any(o.building_id == b.id and o.id != h.id for o in found):
+            keys.append([h.label])
+        label = " ".join(k[0] for k in keys)
+        opts.append({"id": h.id, "label": label, "keys": keys})
+    return opts
+
+
+def _choose(text: str, options: list[dict]) -> int | None:
+    """The index of the option the answer names, by number or by name; None when it names none or
+    several."""
+    t = normalize_command(text)
+    m = _CHOICE_NO.fullmatch(t)
+    if m:
+        i = int(m.group(1)) - 1
+        return i if i < len(options) else None
+    scores = []
+    for i, o in enumerate(options):
+        got = [max((len(a) for a in alts if a in t), default=0) for alts in o["keys"]]
+        if o["keys"] and all(got):
+            scores.append((sum(got), i))  # "阳光花园3号楼" also contains "3号楼": the longer wins
+    if not scores:
+        return None
+    scores.sort(reverse=True)
+    if len(scores) > 1 and scores[0][0] == scores[1][0]:
+        return None
+    return scores[0][1]
+
+
+def _choices_text(pending: dict) -> str:
+    lines = "\n".join(texts.REG_CHOOSE_OPTION.format(i=i, label=o["label"])
+                      for i, o in enumerate(pending["options"], 1))
+    return texts.REG_CHOOSE.format(address=pending["address"], n=len(pending["options"]), options=lines)
+
+
+def _has_report(ctx: Context) -> bool:
+    p = ctx.parsed
+    return bool(p and (p.checkin or p.emergency or p.fever or p.request))
+
+
+def _is_health(parsed: object) -> bool:
+    return bool(parsed and (parsed.emergency or parsed.fever or parsed.checkin == "abnormal"))  # type: ignore[attr-defined]
+
+
+# --- asking -------------------------------------------------------------------------------------------
+
+
+async def _ask(ctx: Context, pending: dict | None = None) -> list[Outbound]:
+    """No address in the message: alert for a fever or emergency, and ask (the address, or which of
+    the pending options)."""
     p = ctx.parsed
     emergency = bool(p and p.emergency)
     fever = bool(p and (p.fever or p.checkin == "abnormal"))
     out: list[Outbound | None] = []
+    question = [to_sender(ctx, _choices_text(pending))] if pending else []
     if ctx.inbound.is_group and ctx.building is not None and (emergency or fever):
         out += await _alert_unregistered(ctx, ctx.building, emergency)
         out.append(to_sender(ctx, texts.REG_EMERGENCY if emergency else texts.REG_FEVER))
         out.append(group_message(ctx.building, texts.GROUP_ABNORMAL, channel=ctx.inbound.channel,
                                  chat_id=ctx.inbound.chat_id, reply_to=ctx.inbound.reply_to))
-        return compact(out)
+        return compact(out + question)
     if emergency:
         # no building to go by: the street duty officers are the last line
         text = (f"【紧急求助·{texts.UNREGISTERED}】私聊 {ctx.inbound.sender_name or ctx.inbound.sender_id}"
@@ -113,17 +227,35 @@ async def _ask(ctx: Context) -> list[Outbound]:
         out += [to_person(st, text, kind="escalation", dedup_key=f"unreg:{ctx.inbound_id or ctx.inbound.msg_id}:s{st.id}")
                 for st in await _street_duty_everywhere(ctx)]
         out.append(to_sender(ctx, texts.REG_EMERGENCY))
-        return compact(out)
+        return compact(out + question)
     if ctx.inbound.is_group:
-        # chatter from an unknown member: ask privately, at most once a day
+        # chatter from an unknown member: ask privately, once (a day at most), never flood the group
+        if ctx.state is not None and await ctx.state.get(_asked_key(ctx)):
+            return []
         day = local_date(ctx.settings, ctx.now).isoformat()
-        ask = to_sender(ctx, texts.REG_ASK)
-        return [dataclasses.replace(ask, dedup_key=f"reg-ask:{ctx.inbound.channel}:{ctx.inbound.sender_id}:{day}")]
+        if pending:
+            ask = to_sender(ctx, _choices_text(pending))
+            key = f"reg-choose:{ctx.inbound.channel}:{ctx.inbound.sender_id}:{pending.get('since', day)}"
+        else:
+            ask = to_sender(ctx, texts.REG_ASK)
+            key = f"reg-ask:{ctx.inbound.channel}:{ctx.inbound.sender_id}:{day}"
+        await _mark_asked(ctx)
+        return [dataclasses.replace(ask, dedup_key=key)]
+    if pending:
+        if fever:
+            out.append(to_sender(ctx, texts.REG_FEVER_PENDING))
+        return compact(out + question)
+    await _mark_asked(ctx)
     return [to_sender(ctx, texts.REG_FEVER if fever else texts.REG_ASK)]
 
 
+async def _mark_asked(ctx: Context) -> None:
+    if ctx.state is not None:
+        await ctx.state.set(_asked_key(ctx), "1", ttl=ASKED_TTL_S)
+
+
 async def _candidates(ctx: Context, address: str) -> tuple[list[Household], str | None]:
-    """Households the address may mean, or a reply explaining why none/which."""
+    """Households the address may mean (several when it is ambiguous), or a reply explaining why none."""
     parts = split_label(address)
     if parts is None:
         return [], texts.REG_ASK
@@ -138,15 +270,11 @@ async def _candidates(ctx: Context, address: str) -> tuple[list[Household], str 
         found = await households_at(ctx.session, address)
     if not found:
         return [], texts.REG_NOT_FOUND.format(address=address.strip("-"))
-    communities = {h.building.grid.community.name for h in found}
-    if len(communities) > 1:
-        named = [h for h in found if h.building.grid.community.name in ctx.text]
-        if named:
-            found = named
-        else:
-            choices = "、".join(sorted(communities))
-            return [], texts.REG_AMBIGUOUS.format(number=b, choices=choices,
-                                                  example=f"{sorted(communities)[0]} {address}")
+    if len(found) > 1:
+        # "幸福社区 3-2-501 张三": the message may name its option already
+        i = _choose(ctx.text, _options(found))
+        if i is not None:
+            found = [found[i]]
     return found, None
 
 
@@ -176,47 +304,138 @@ async def _bind(ctx: Context, household: Household, name: str) -> tuple[Resident
     return resident, compact(out)
 
 
-async def _earlier_health_report(ctx: Context) -> list[Outbound]:
+async def _replay(ctx: Context, row: InboundMessage, parsed: object) -> list[Outbound]:
+    """An earlier message of this sender (sent before they were bound), handled now as theirs."""
+    from handlers.checkin import record_report
+    from handlers.requests import request_from_message
+
+    if getattr(parsed, "address", None) and dataclasses.is_dataclass(parsed):
+        # an address in a message sent before binding was a registration attempt (maybe the wrong
+        # one), not a neighbour's: the report is about the household just bound
+        parsed = dataclasses.replace(parsed, address=None)  # type: ignore[type-var]
+    earlier = Inbound(channel=row.channel, msg_id=row.msg_id, sender_id=row.sender_id, text=row.text,
+                      sent_at=row.sent_at, chat_id=row.chat_id, sender_name=row.sender_name,
+                      kind=row.kind, reply_to=None)
+    sub = dataclasses.replace(ctx, inbound=earlier, inbound_id=row.id, parsed=parsed,
+                              building=ctx.building if row.chat_id == ctx.inbound.chat_id else None)
+    if parsed.checkin is not None or parsed.emergency or parsed.fever:  # type: ignore[attr-defined]
+        return await record_report(sub)
+    if parsed.request and ctx.household is not None:  # type: ignore[attr-defined]
+        return await request_from_message(sub, ctx.household)
+    return []
+
+
+async def _earlier_health_report(ctx: Context, skip: set[int] = frozenset()) -> list[Outbound]:  # type: ignore[assignment]
     """A fever or symptom this sender reported before they were registered: record it now."""
     try:
         from nlp import parse
     except ImportError:  # pragma: no cover - the parser is part of the product
         return []
+    skip = set(skip) | ({ctx.inbound_id} if ctx.inbound_id else set())
     rows = (await ctx.session.scalars(
         select(InboundMessage).where(
             InboundMessage.channel == ctx.inbound.channel, InboundMessage.sender_id == ctx.inbound.sender_id,
             InboundMessage.received_at >= ctx.now - LOOK_BACK,
-            *( [InboundMessage.id != ctx.inbound_id] if ctx.inbound_id else []))
+            *([InboundMessage.id.not_in(skip)] if skip else []))
         .order_by(InboundMessage.id.desc()).limit(20))).all()
-    from handlers.checkin import record_report
-
     for row in rows:
         parsed = parse(row.text, fever_at=ctx.settings.fever_at)
-        if parsed.emergency or parsed.fever or parsed.checkin == "abnormal":
-            earlier = Inbound(channel=row.channel, msg_id=row.msg_id, sender_id=row.sender_id, text=row.text,
-                              sent_at=row.sent_at, chat_id=row.chat_id, sender_name=row.sender_name,
-                              kind=row.kind, reply_to=None)
-            sub = dataclasses.replace(ctx, inbound=earlier, inbound_id=row.id, parsed=parsed,
-                                      building=ctx.building if row.chat_id == ctx.inbound.chat_id else None)
-            return await record_report(sub)
+        if _is_health(parsed):
+            return await _replay(ctx, row, parsed)
     return []
+
+
+async def _stored_report(ctx: Context, pending: dict) -> list[Outbound]:
+    """After a two-step binding: the report sent while the registration waited (the first message
+    is not lost), and a fever sent before it, each once."""
+    report_id = pending.get("report_id")
+    out: list[Outbound] = []
+    health = False
+    if report_id:
+        row = await ctx.session.get(InboundMessage, report_id)
+        if row is not None and row.sender_id == ctx.inbound.sender_id and row.channel == ctx.inbound.channel:
+            try:
+                from nlp import parse
+            except ImportError:  # pragma: no cover
+                return []
+            parsed = parse(row.text, fever_at=ctx.settings.fever_at)
+            health = _is_health(parsed)
+            out += await _replay(ctx, row, parsed)
+    if not health:
+        out += await _earlier_health_report(ctx, skip={report_id} if report_id else set())
+    return out
+
+
+# --- the handler -----------------------------------------------------------------------------------
+
+
+def _name_in_answer(text: str, options: list[dict]) -> str | None:
+    """"阳光社区 李明" → 李明 (the option's own words are not a name)."""
+    rest = normalize_command(text)
+    for o in options:
+        for alts in o["keys"]:
+            for a in sorted(alts, key=len, reverse=True):
+                rest = rest.replace(a, " ")
+    rest = re.sub(r"[1-9]|选|第|个|项", " ", rest)
+    return extract_name(rest, False)
+
+
+async def _complete(ctx: Context, pending: dict, choice: int) -> list[Outbound]:
+    await _drop_pending(ctx)
+    household = await ctx.session.get(Household, pending["options"][choice]["id"])
+    if household is None:  # the roster changed meanwhile
+        return [to_sender(ctx, texts.REG_ASK)]
+    name = (_name_in_answer(ctx.text, pending["options"]) or pending.get("name")
+            or (ctx.inbound.sender_name or "").strip()[:60] or "居民")
+    resident, out = await _bind(ctx, household, name)
+    if resident is None:
+        return out
+    ctx.resident, ctx.household = resident, household
+    return out + await _stored_report(ctx, pending)
 
 
 @router.message(_is_unknown)
 async def on_unknown_sender(ctx: Context) -> list[Outbound]:
     p = ctx.parsed
+    pending = await _load_pending(ctx)
     address = (getattr(p, "address", None) if p else None) or find_address_in(ctx.text)
     if not address:
-        return await _ask(ctx)
+        if pending:
+            choice = _choose(ctx.text, pending["options"])
+            if choice is not None:
+                return await _complete(ctx, pending, choice)
+            if _has_report(ctx) and (_is_health(p) or not pending.get("report_health")):
+                # keep the report for after the binding (a fever is never replaced by a plain check-in)
+                pending["report_id"], pending["report_health"] = ctx.inbound_id, _is_health(p)
+                await _save_pending(ctx, pending)
+        return await _ask(ctx, pending)
+    # a new address: (re)start the registration, keeping a report that waited
+    earlier = pending or {}
     found, problem = await _candidates(ctx, address)
+    has_report = bool(p and (p.checkin or p.emergency or p.request))
     if problem:
+        if pending:
+            await _drop_pending(ctx)
         out = [to_sender(ctx, problem)]
         if p and (p.emergency or p.fever) and ctx.building is not None:
             out += await _alert_unregistered(ctx, ctx.building, bool(p.emergency))
         return out
+    name = extract_name(ctx.text, has_report)
+    if len(found) > 1:
+        new = {"address": address.strip("-"), "options": _options(found), "name": name,
+               "since": ctx.inbound_id or ctx.inbound.msg_id,
+               "report_id": earlier.get("report_id"), "report_health": earlier.get("report_health", False)}
+        if _has_report(ctx) and (_is_health(p) or not new["report_health"]):
+            new["report_id"], new["report_health"] = ctx.inbound_id, _is_health(p)
+        await _save_pending(ctx, new)
+        out = [to_sender(ctx, _choices_text(new))]
+        if p and (p.emergency or p.fever) and ctx.inbound.is_group and ctx.building is not None:
+            out += await _alert_unregistered(ctx, ctx.building, bool(p.emergency))
+        return out
+    if pending:
+        await _drop_pending(ctx)
     household = found[0]
-    has_report = bool(p and (p.checkin or p.emergency or p.request))
-    name = extract_name(ctx.text, has_report) or (ctx.inbound.sender_name or "").strip()[:60] or "居民"
+    name = name or (ctx.inbound.sender_name or "").strip()[:60] or "居民"
     resident, out = await _bind(ctx, household, name)
     if resident is None:
         return out
@@ -229,6 +448,10 @@ async def on_unknown_sender(ctx: Context) -> list[Outbound]:
             out += await record_report(ctx)
         else:
             out += await request_from_message(ctx, household)
+        if pending and pending.get("report_health") and not _is_health(p):
+            out += await _stored_report(ctx, pending)
+    elif pending:
+        out += await _stored_report(ctx, pending)
     else:
         out += await _earlier_health_report(ctx)
     return out

@@ -51,18 +51,18 @@ ACKED_TO_RESIDENT = "{role}{name}已收到您报告的情况，会尽快联系�
 CLOSED_TO_RESIDENT = "您报告的情况（{code}）已处理完毕。{note}"
 
 # --- registration ---
-REG_ASK = (
-    "您好，我是社区网格服务机器人。第一次使用请告诉我您的住址和姓名，"
-    "格式：楼号-单元-房号 姓名，例如：3-2-501 王芳"
-)
+REG_ASK = "您好！请先告诉我您的住址，如：3-2-501 王芳（楼号-单元-房号 姓名）"
 REG_NOT_FOUND = "名单里没有找到 {address}，请核对后再发一次（楼号-单元-房号，例如 3-2-501），或联系网格员。"
 REG_WRONG_BUILDING = "本群是{building}的群，{address} 不在本楼。请核对楼号，或在自己楼栋的群里登记。"
-REG_AMBIGUOUS = "有几个社区都有{number}号楼：{choices}。请连同社区一起回复，例如：{example}"
+# A registration waiting for the resident to say which household: a short numbered list.
+REG_CHOOSE = "{address} 有{n}处，您住的是哪一处？请回复序号或名称：\n{options}"
+REG_CHOOSE_OPTION = "{i}. {label}"
 REG_DONE = "登记成功：{label} {name}。以后每天报平安直接回复“平安”或体温即可，例如：36.5 正常。"
 REG_NAME_TAKEN = "{label} 已有一位“{name}”登记了微信，请联系网格员核对。"
 REG_TO_WORKER = "【新登记】{label} {name} 已绑定微信（{channel}）。"
 REG_EMERGENCY = "请立即拨打120！已通知本楼网格员。请同时告诉我您的住址：楼号-单元-房号 姓名。"
 REG_FEVER = "已转告本楼网格员。请告诉我您的住址和姓名（例如 3-2-501 王芳），便于网格员联系您。"
+REG_FEVER_PENDING = "已记下您的情况，确认住址后马上转告网格员。"
 UNREGISTERED = "未登记居民"
 
 # --- service requests ---

@@ -18,12 +18,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.model import Inbound
+from bot.state import MemoryState
 from handlers.common import looks_private
 from storage.db import Database
 from storage.models import (
@@ -119,11 +121,11 @@ async def community(db: Database) -> Seed:
 class TestBot:
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
-    def __init__(self, db: Database, clock: FakeClock, settings: Settings):
+    def __init__(self, db: Database, clock: FakeClock, settings: Settings, state: Any = None):
         from bot.app import build_runtime
 
         self.db, self.clock, self.settings = db, clock, settings
-        self.rt = build_runtime(settings, clock, db=db, workers=0)
+        self.rt = build_runtime(settings, clock, db=db, state=state, workers=0)
         self.sent: list[OutboundMessage] = []
         self._ids = itertools.count(1)
         self.seed = Seed()
@@ -207,14 +209,21 @@ class TestBot:
 
 
 
-async def make_bot(db: Database, clock: FakeClock, **settings_kw) -> TestBot:
+def clock_state(clock: FakeClock) -> MemoryState:
+    """An in-process state store whose TTLs run on the test's clock (advance it past a TTL)."""
+    return MemoryState(time_fn=lambda: clock.now().timestamp())
+
+
+async def make_bot(db: Database, clock: FakeClock, state: Any = None, **settings_kw) -> TestBot:
     """A testbot with the hand-made community; test files wrap it in their fixtures:
 
         @pytest_asyncio.fixture
         async def bot(sqlite_db, clock):
             return await make_bot(sqlite_db, clock)
+
+    `state` replaces the runtime's state store: `clock_state(clock)`, or a RedisState on a test prefix.
     """
     settings = Settings(database_url=db.url, **settings_kw)
-    tb = TestBot(db, clock, settings)
+    tb = TestBot(db, clock, settings, state=state)
     tb.seed = await community(db)
     return tb
