@@ -79,8 +79,10 @@ def extract_name(text: str, has_report: bool) -> str | None:
     return None
 
 
-async def _alert_unregistered(ctx: Context, building: Building, emergency: bool) -> list[Outbound]:
-    """A fever or emergency from someone the roster does not know, in a building group."""
+async def _alert_unregistered(ctx: Context, building: Building, emergency: bool,
+                              private: bool = False) -> list[Outbound]:
+    """A fever or emergency from someone the roster does not know: in a building group, or privately
+    from someone whose address fits this building among others."""
     s = ctx.session
     staff = list(await grid_workers(s, building.grid_id))
     if emergency:
@@ -91,8 +93,9 @@ async def _alert_unregistered(ctx: Context, building: Building, emergency: bool)
             list(await staff_for_street(s, building.grid.community.street_id, ["街道值班"]))
     kind = "紧急求助" if emergency else "发热/不适报告"
     who = ctx.inbound.sender_name or ctx.inbound.sender_id
-    text = (f"【{kind}·{texts.UNREGISTERED}】{building.name}群 {who}\n原话：“{ctx.text}”\n"
-            f"此人尚未登记住址，请在群里或私聊联系确认。")
+    where = f"私聊 {who}（住址可能在{building.name}）" if private else f"{building.name}群 {who}"
+    text = (f"【{kind}·{texts.UNREGISTERED}】{where}\n原话：“{ctx.text}”\n"
+            f"此人尚未登记住址，请联系确认。")
     log.warning("unregistered %s in building %s, alerting %s staff", kind, building.id, len(staff))
     seen: set[int] = set()
     out = []
@@ -220,6 +223,13 @@ async def _ask(ctx: Context, pending: dict | None = None) -> list[Outbound]:
         out.append(group_message(ctx.building, texts.GROUP_ABNORMAL, channel=ctx.inbound.channel,
                                  chat_id=ctx.inbound.chat_id, reply_to=ctx.inbound.reply_to))
         return compact(out + question)
+    if pending and (emergency or fever):
+        # The address fits several households: the grid workers of each candidate building hear of
+        # it now rather than after the resident picks one (they may never answer).
+        for b in await _pending_buildings(ctx, pending):
+            out += await _alert_unregistered(ctx, b, emergency, private=True)
+        out.append(to_sender(ctx, texts.REG_EMERGENCY if emergency else texts.REG_FEVER_CANDIDATES))
+        return compact(out + question)
     if emergency:
         # no building to go by: the street duty officers are the last line
         text = (f"【紧急求助·{texts.UNREGISTERED}】私聊 {ctx.inbound.sender_name or ctx.inbound.sender_id}"
@@ -242,11 +252,19 @@ async def _ask(ctx: Context, pending: dict | None = None) -> list[Outbound]:
         await _mark_asked(ctx)
         return [dataclasses.replace(ask, dedup_key=key)]
     if pending:
-        if fever:
-            out.append(to_sender(ctx, texts.REG_FEVER_PENDING))
-        return compact(out + question)
+        return compact(question)
     await _mark_asked(ctx)
-    return [to_sender(ctx, texts.REG_FEVER if fever else texts.REG_ASK)]
+    # No building at all: nobody can be told yet; the report is kept and escalated on binding.
+    return [to_sender(ctx, texts.REG_FEVER_NO_ADDRESS if fever else texts.REG_ASK)]
+
+
+async def _pending_buildings(ctx: Context, pending: dict) -> list[Building]:
+    buildings: dict[int, Building] = {}
+    for o in pending["options"]:
+        h = await ctx.session.get(Household, o["id"])
+        if h is not None:
+            buildings.setdefault(h.building_id, h.building)
+    return list(buildings.values())
 
 
 async def _mark_asked(ctx: Context) -> None:

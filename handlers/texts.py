@@ -62,7 +62,9 @@ REG_NAME_TAKEN = "{label} 已有一位“{name}”登记了微信，请联系网
 REG_TO_WORKER = "【新登记】{label} {name} 已绑定微信（{channel}）。"
 REG_EMERGENCY = "请立即拨打120！已通知本楼网格员。请同时告诉我您的住址：楼号-单元-房号 姓名。"
 REG_FEVER = "已转告本楼网格员。请告诉我您的住址和姓名（例如 3-2-501 王芳），便于网格员联系您。"
-REG_FEVER_PENDING = "已记下您的情况，确认住址后马上转告网格员。"
+REG_FEVER_NO_ADDRESS = ("已记下您的情况。请马上告诉我您的住址和姓名（例如 3-2-501 王芳），我们立即转告网格员。"
+                        "如情况紧急请拨打120。")
+REG_FEVER_CANDIDATES = "已转告相关网格员。请回复序号确认您的住址，便于网格员尽快联系您。"
 UNREGISTERED = "未登记居民"
 
 # --- service requests ---

@@ -246,3 +246,18 @@ async def test_fever_in_the_ambiguous_address_message_goes_to_the_chosen_househo
     esc = await _escalations(bot)
     assert len(esc) == 1 and esc[0].household_id == bot.seed.ids["h:j3-2-501"]
     assert "38.3" in bot.last_to("qianjun")
+
+
+async def test_fever_while_the_choice_is_pending_reaches_every_candidate_grid_worker_at_once(bot):
+    # 3-2-501 is in 阳光社区 (一网格, 张伟) and in 幸福社区 (三网格, 钱军): the resident may never pick one.
+    await bot.say("x17", "3-2-501 周七")
+    await bot.say("x17", "发烧38.6度")
+    for worker in ("zhangwei", "qianjun"):
+        assert "38.6" in bot.last_to(worker) and "未登记" in bot.last_to(worker)
+    assert "已转告" in bot.to("x17")[-2]
+
+
+async def test_private_fever_without_any_address_does_not_claim_it_was_passed_on(bot):
+    await bot.say("x18", "我发烧了38.3度")
+    reply = bot.last_to("x18")
+    assert "已转告" not in reply and "住址" in reply and "120" in reply
