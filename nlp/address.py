@@ -22,6 +22,8 @@ _COURTYARD_RE = re.compile(r"(\d{1,3})\s*号院\s*(\d{1,4})\s*号?")
 _FORM_BUILDING_RE = re.compile(r"楼号?\s*[:：]\s*(\d{1,3})")
 _FORM_UNIT_RE = re.compile(r"单元\s*[:：]\s*(\d{1,2})")
 _FORM_ROOM_RE = re.compile(r"(?:门牌|房号|房间|门牌号|室)\s*[:：]\s*(\d{2,4})")
+# Every pattern above needs a decimal digit; one C-level scan rules them all out.
+_DIGIT_RE = re.compile(r"\d")
 _WORDED_START_RE = re.compile(r"\d{1,3}\s*(?:号楼|栋|幢|号院)|\d{1,2}\s*单元")
 
 
@@ -31,7 +33,7 @@ def _fmt(building: str | None, unit: str | None, room: str | None) -> str:
 
 def find_address(text: str) -> str | None:
     """The first household address in ``text``, normalised, or ``None``."""
-    if not any(ch.isdigit() for ch in text):
+    if _DIGIT_RE.search(text) is None:
         return None
     m = _DASHED_RE.search(text)
     if m:

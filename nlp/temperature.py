@@ -75,18 +75,27 @@ def _context_ok(text: str, start: int, end: int) -> bool:
     return not _THRESHOLD_AFTER_RE.match(after) or bool(_EVENT_BEFORE_RE.search(before))
 
 
+def _mask_blank(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
 def find_readings(text: str) -> list[Reading]:
     """All body temperatures stated in ``text`` (already normalised), in order."""
-    if not any(ch in text for ch in "34三四"):
+    # The digit patterns all start with an ASCII 3 or 4 and the numeral one
+    # with 三/四: without them there is nothing to find, and without a 3 or 4
+    # the three digit passes can be skipped.
+    has_digits = "3" in text or "4" in text
+    if not has_digits and "三" not in text and "四" not in text:
         return []
-    work = _MASK_RE.sub(lambda m: " " * (m.end() - m.start()), text)
+    work = _MASK_RE.sub(_mask_blank, text)
     found: list[Reading] = []
 
-    for m in _DECIMAL_RE.finditer(work):
-        value = int(m.group(1)) + int(m.group(2)) / 10
-        if 34.0 <= value <= 43.0 and _context_ok(work, m.start(), m.end()):
-            found.append(Reading(round(value, 1), m.start(), m.end()))
-        work = _blank(work, m.start(), m.end())
+    if has_digits:
+        for m in _DECIMAL_RE.finditer(work):
+            value = int(m.group(1)) + int(m.group(2)) / 10
+            if 34.0 <= value <= 43.0 and _context_ok(work, m.start(), m.end()):
+                found.append(Reading(round(value, 1), m.start(), m.end()))
+            work = _blank(work, m.start(), m.end())
 
     if "十" in work:
         for m in _CN_RE.finditer(work):
@@ -98,6 +107,8 @@ def find_readings(text: str) -> list[Reading]:
                 found.append(Reading(round(value, 1), m.start(), m.end()))
             work = _blank(work, m.start(), m.end())
 
+    if not has_digits:
+        return found  # the numeral pass appends in text order
     for m in _DOTLESS_RE.finditer(work):
         start, end = m.span(1)
         if _COUNT_AFTER_RE.match(work[end : end + 4]) or not _context_ok(work, start, end):
