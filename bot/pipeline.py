@@ -29,6 +29,7 @@ from bot.dispatch import Context
 from bot.inbox import Inbox
 from bot.model import Inbound
 from bot.outbox import enqueue
+from nlp import parse
 from storage.models import Building, InboundMessage, Resident, Staff
 
 if TYPE_CHECKING:
@@ -91,7 +92,6 @@ class Pipeline:
         self.before_commit: Callable[[Job], Awaitable[None]] | None = None
         # Called after a commit that added outbox rows (wakes the sender).
         self.on_outbox: Callable[[], None] | None = None
-        self._parse = _load_parser()
         # THE order of the middlewares; the last one calls the handler.
         self.middlewares: tuple[Middleware, ...] = (self.errors, self.identity, self.sender_lock, self.db_session)
 
@@ -220,8 +220,8 @@ class Pipeline:
         staff = await s.get(Staff, ident.staff_id) if ident.staff_id else None
         building = await s.get(Building, ident.building_id) if ident.building_id else None
         parsed = None
-        if ib.kind == "text" and ib.text and self._parse is not None:
-            parsed = self._parse(ib.text, fever_at=self.rt.settings.fever_at)
+        if ib.kind == "text" and ib.text:
+            parsed = parse(ib.text, fever_at=self.rt.settings.fever_at)
         ctx = Context(session=s, settings=self.rt.settings, clock=self.rt.clock, inbound=ib,
                       inbound_id=job.row_id, resident=resident, staff=staff,
                       household=resident.household if resident is not None else None,
@@ -357,12 +357,3 @@ def _inbound_of(row: Any) -> Inbound:
     return Inbound(channel=row.channel, msg_id=row.msg_id, sender_id=row.sender_id, text=row.text or "",
                    sent_at=row.sent_at, chat_id=row.chat_id, sender_name=row.sender_name,
                    chat_name=row.chat_name, kind=row.kind, reply_to=row.reply_to)
-
-
-def _load_parser() -> Callable[..., Any] | None:
-    try:
-        from nlp import parse
-    except ImportError:
-        log.warning("nlp.parse not available: messages reach the handlers unparsed")
-        return None
-    return parse

@@ -41,6 +41,7 @@ from handlers.common import (
     to_person,
     to_sender,
 )
+from nlp import parse
 from storage.models import Building, Household, InboundMessage, Resident, Staff
 from storage.queries import households_at, split_label, staff_for_grid, staff_for_street
 
@@ -345,10 +346,6 @@ async def _replay(ctx: Context, row: InboundMessage, parsed: object) -> list[Out
 
 async def _earlier_health_report(ctx: Context, skip: set[int] = frozenset()) -> list[Outbound]:  # type: ignore[assignment]
     """A fever or symptom this sender reported before they were registered: record it now."""
-    try:
-        from nlp import parse
-    except ImportError:  # pragma: no cover - the parser is part of the product
-        return []
     skip = set(skip) | ({ctx.inbound_id} if ctx.inbound_id else set())
     rows = (await ctx.session.scalars(
         select(InboundMessage).where(
@@ -372,10 +369,6 @@ async def _stored_report(ctx: Context, pending: dict) -> list[Outbound]:
     if report_id:
         row = await ctx.session.get(InboundMessage, report_id)
         if row is not None and row.sender_id == ctx.inbound.sender_id and row.channel == ctx.inbound.channel:
-            try:
-                from nlp import parse
-            except ImportError:  # pragma: no cover
-                return []
             parsed = parse(row.text, fever_at=ctx.settings.fever_at)
             health = _is_health(parsed)
             out += await _replay(ctx, row, parsed)
