@@ -110,6 +110,9 @@ def _asks(toks: list[Token], thanked: bool) -> bool:
 
 def find_request(clauses: list[Clause]) -> tuple[str | None, list[str]]:
     """The service asked for, and the items as written, from eligible clauses."""
+    # Only a sentence with an ask or a complaint yields a request.
+    if not any(Kind.ASK in c.kinds or Kind.COMPLAINT in c.kinds for c in clauses):
+        return None, []
     by_sentence: dict[int, list[Token]] = {}
     for clause in clauses:
         by_sentence.setdefault(clause.sentence, []).extend(clause.tokens)

@@ -126,7 +126,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     clauses = build_clauses(body, cut(body))
     readings = find_readings(body)
     address = find_address(body)
-    fever_reading = any(r.value >= fever_at for r in readings)
+    fever_reading = bool(readings) and any(r.value >= fever_at for r in readings)
     flags = _message_flags(clauses)
     laugh = norm.laugh or flags.laugh
     notice = is_notice(clauses, fever_reading) if flags.notice else False
@@ -145,16 +145,22 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     sentence = -1
     first_subject: str | None = None
     named_subject: str | None = None
+    counted_kinds: set[str] = set()  # every kind in a counted clause, to skip whole steps below
+    joking = laugh and not readings
     for i, clause in enumerate(clauses):
+        kinds = clause.kinds
         if clause.sentence != sentence:
             sentence = clause.sentence
             subject = None
-        subject, named = _clause_subject(clause, subject)
+        if Kind.PERSON in kinds or Kind.INDEFINITE in kinds:
+            subject, named = _clause_subject(clause, subject)
+        else:
+            named = False  # no person word: the subject carries over unchanged
         subjects.append(subject)
-        if notice or i in rumour or (Kind.HYPOTHETICAL in clause.kinds or Kind.NOTICE in clause.kinds) and is_hypothetical(clause):
+        if notice or i in rumour or (Kind.HYPOTHETICAL in kinds or Kind.NOTICE in kinds) and is_hypothetical(clause):
             continue
         eligible.append(clause)
-        if (Kind.EMERGENCY in clause.kinds or Kind.CRY in clause.kinds) and emergency_in(
+        if (Kind.EMERGENCY in kinds or Kind.CRY in kinds) and emergency_in(
             clause, laugh, mundane, health
         ):
             emergency = True
@@ -169,18 +175,23 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         if clause.question and not named and not _has_reading(clause, readings):
             continue
         counted.append(clause)
+        counted_kinds |= kinds
         if first_subject is None and _has_finding(clause):
             first_subject = subject
         if named_subject is None and subject is not None:
             named_subject = subject
-        _gather(clause, span, laugh and not readings)
+        if not kinds.isdisjoint(_GATHER_KINDS):
+            _gather(clause, span, joking)
 
-    counted_readings = [r for r in readings if any(c.start <= r.start < c.end for c in counted)]
-    _resolve_by_time(counted, counted_readings, span, fever_at)
-    temperature = max((r.value for r in counted_readings), default=None)
-    fever = any(pos > span.resolved_at for pos in span.fever_words) or any(
-        r.value >= fever_at and r.start > span.resolved_at for r in counted_readings
+    counted_readings = (
+        [r for r in readings if any(c.start <= r.start < c.end for c in counted)] if readings and counted else []
     )
+    if Kind.PAST in counted_kinds:
+        _resolve_by_time(counted, counted_readings, span, fever_at)
+    temperature = max((r.value for r in counted_readings), default=None) if counted_readings else None
+    fever = bool(span.fever_words) and any(pos > span.resolved_at for pos in span.fever_words)
+    if not fever and counted_readings:
+        fever = any(r.value >= fever_at and r.start > span.resolved_at for r in counted_readings)
     symptoms = set(span.symptoms)
     symptoms.discard("fever")
     if fever:
@@ -201,7 +212,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         concerns = who if who in ("self", "family", "neighbour", "other") else ("self" if checkin else None)
     unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
     correction = flags.correction or ("不是" in body and bool(_CORRECTION_RE.search(body)))
-    persons = _persons(counted, counted_readings, fever_at) if any(Kind.PERSON in c.kinds for c in counted) else ()
+    persons = _persons(counted, counted_readings, fever_at) if Kind.PERSON in counted_kinds else ()
     return ParseResult(
         checkin=checkin,
         fever=fever,
@@ -309,10 +320,16 @@ def _resolve_by_time(counted: list[Clause], readings: list[Reading], span: _Span
             return
 
 
+_FINDING_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY, Kind.UNWELL})
+# The kinds _gather acts on (NEG for a form line "症状：无"); a clause with none
+# of them leaves the span as it was.
+_GATHER_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY, Kind.UNWELL, Kind.RESOLVED, Kind.SAFE, Kind.NEG})
+
+
 def _has_finding(clause: Clause) -> bool:
-    return any(
-        t.kind in (Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY, Kind.UNWELL) and not t.negated for t in clause.tokens
-    )
+    if clause.kinds.isdisjoint(_FINDING_KINDS):  # the kinds are a superset of the tokens' kinds
+        return False
+    return any(t.kind in _FINDING_KINDS and not t.negated for t in clause.tokens)
 
 
 def _has_reading(clause: Clause, readings: list[Reading]) -> bool:

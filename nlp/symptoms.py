@@ -73,27 +73,37 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
     pos = 0
     n = len(text)
     lexicon_get = LEXICON.get
+    tokens = current.tokens
     for word in words:
         start = pos
         pos = end = start + len(word)
-        if word in _BREAK_TOKENS or word.isspace() or word[0] in _CLAUSE_BREAKS:
+        # (Every one-character break token is also a break first character.)
+        if word[0] in _CLAUSE_BREAKS or word.isspace():
             # "36。5": an ideographic stop between digits is a decimal point.
             if word == "。" and 0 < start < n - 1 and text[start - 1].isdigit() and text[end].isdigit():
-                current.tokens.append(Token(word, start, end, None, ""))
+                tokens.append(Token(word, start, end, None, ""))
                 continue
             if "？" in word or "?" in word:
                 current.question = True
-            if current.tokens:
+            if tokens:
                 current.end = start
                 clauses.append(current)
-            if any(ch in _SENTENCE_BREAKS for ch in word):
+            if not _SENTENCE_BREAKS.isdisjoint(word):
                 sentence += 1
-            current = Clause(end, end, sentence)
+            if tokens:
+                current = Clause(end, end, sentence)
+                tokens = current.tokens
+            else:
+                # Nothing said since the last break: reuse the empty clause
+                # (its question mark, if any, went with it) rather than build one.
+                current.start = current.end = end
+                current.sentence = sentence
+                current.question = False
             continue
         term = lexicon_get(word)
         if term is None:
-            if len(word) < 3:
-                current.tokens.append(Token(word, start, end, None, ""))
+            if len(word) < 3 or not word.endswith(_KIN_SUFFIXES):
+                tokens.append(Token(word, start, end, None, ""))
                 continue
             kind, value = _lookup(word)
         else:
@@ -102,7 +112,7 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
             current.kinds.add(kind)
             if kind is Kind.QUESTION:
                 current.question = True
-        current.tokens.append(Token(word, start, end, kind, value))
+        tokens.append(Token(word, start, end, kind, value))
     if current.tokens:
         current.end = n
         clauses.append(current)
