@@ -66,17 +66,35 @@ def _lookup(word: str) -> tuple[str | None, str]:
     return None, ""
 
 
+# The lexicon without any word that the clause splitter reads as a break, so
+# that a hit in it is certainly a content word.  (None is, today: the filter
+# keeps that true by construction.)
+_TERMS: dict[str, tuple[str, str]] = {
+    w: t for w, t in LEXICON.items() if not (w[0] in _CLAUSE_BREAKS or w.isspace())
+}
+
+
 def build_clauses(text: str, words: list[str]) -> list[Clause]:
     clauses: list[Clause] = []
     sentence = 0
     current = Clause(0, 0, 0)
     pos = 0
     n = len(text)
-    lexicon_get = LEXICON.get
+    terms_get = _TERMS.get
     tokens = current.tokens
     for word in words:
         start = pos
         pos = end = start + len(word)
+        # Most tokens are lexicon words: look them up before the break tests
+        # (no lexicon word is a break, see _TERMS).
+        term = terms_get(word)
+        if term is not None:
+            kind, value = term
+            current.kinds.add(kind)
+            if kind is Kind.QUESTION:
+                current.question = True
+            tokens.append(Token(word, start, end, kind, value))
+            continue
         # (Every one-character break token is also a break first character.)
         if word[0] in _CLAUSE_BREAKS or word.isspace():
             # "36。5": an ideographic stop between digits is a decimal point.
@@ -100,14 +118,10 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
                 current.sentence = sentence
                 current.question = False
             continue
-        term = lexicon_get(word)
-        if term is None:
-            if len(word) < 3 or not word.endswith(_KIN_SUFFIXES):
-                tokens.append(Token(word, start, end, None, ""))
-                continue
-            kind, value = _lookup(word)
-        else:
-            kind, value = term
+        if len(word) < 3 or not word.endswith(_KIN_SUFFIXES):
+            tokens.append(Token(word, start, end, None, ""))
+            continue
+        kind, value = _lookup(word)
         if kind is not None:
             current.kinds.add(kind)
             if kind is Kind.QUESTION:
