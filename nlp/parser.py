@@ -140,7 +140,6 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     emergency_subject: str | None = None
     counted: list[Clause] = []
     eligible: list[Clause] = []  # not a notice, rumour or supposition: may hold a request
-    subjects: list[str | None] = []
     subject: str | None = None
     sentence = -1
     first_subject: str | None = None
@@ -156,7 +155,6 @@ def _parse(text: str, fever_at: float) -> ParseResult:
             subject, named = _clause_subject(clause, subject)
         else:
             named = False  # no person word: the subject carries over unchanged
-        subjects.append(subject)
         if notice or i in rumour or (Kind.HYPOTHETICAL in kinds or Kind.NOTICE in kinds) and is_hypothetical(clause):
             continue
         eligible.append(clause)
