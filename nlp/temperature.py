@@ -27,12 +27,18 @@ _DOTLESS_RE = re.compile(
 )
 
 # Spans that hold numbers of other kinds; they are blanked before matching.
+# Every branch starts with a digit; that digit is factored out in front
+# (\d{1,2} = \d\d?, \d{7,} = \d\d{6,}, \d+ = \d\d*, same backtracking order)
+# so that the regex engine skips non-digit positions with a fast prefix scan
+# instead of trying all five branches at every character.
 _MASK_RE = re.compile(
-    r"\d{1,2}[:：]\d{2}"  # clock time
-    r"|\d{7,}"  # phone and ID numbers
-    r"|\d+[-－]\d+[-－]\d+"  # building-unit-room
-    r"|\d+(?:号楼|号院|栋|幢|单元|楼)"  # building and unit numbers
-    r"|\d+[-－]\d{3,4}"  # unit-room
+    r"\d(?:"
+    r"\d?[:：]\d{2}"  # clock time
+    r"|\d{6,}"  # phone and ID numbers
+    r"|\d*[-－]\d+[-－]\d+"  # building-unit-room
+    r"|\d*(?:号楼|号院|栋|幢|单元|楼)"  # building and unit numbers
+    r"|\d*[-－]\d{3,4}"  # unit-room
+    r")"
 )
 
 # Words that make a nearby degree figure a thing's temperature, not a body's.
