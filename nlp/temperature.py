@@ -16,11 +16,14 @@ from dataclasses import dataclass
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 # "36.5", "36。5" (the ideographic stop typed for a dot), "36度5", "36点5".
-_DECIMAL_RE = re.compile(r"(?<![\d.])([34]\d)(?:\s?[.·]\s?|。|度|点)(\d)\d?(?![\d.:])(?:°C|°|摄氏度|度|[cC](?![a-zA-Z]))?")
+# The look-behinds sit after the first digit ("(?<![\d.].)" checks the
+# character before it) so that each pattern starts with [34] and the regex
+# engine can prefix-scan for it instead of testing a look-behind everywhere.
+_DECIMAL_RE = re.compile(r"([34](?<![\d.].)\d)(?:\s?[.·]\s?|。|度|点)(\d)\d?(?![\d.:])(?:°C|°|摄氏度|度|[cC](?![a-zA-Z]))?")
 # "三十六度五", "三十七点五", "三十八度", "三十九度多", "三十六度半", "四十度".
 _CN_RE = re.compile(r"([三四])十([一二三四五六七八九]?)(?:度|点)([一二三四五六七八九零〇半]|多|几)?")
 # An integer in the fever range, with its unit if any: "38度", "40°C", "39度多".
-_INT_RE = re.compile(r"(?<![\d.\-/])([34]\d)(?![\d.])(度多|度几|度半|度|点多|点几|°C|°|摄氏度|[cC](?![a-zA-Z]))?")
+_INT_RE = re.compile(r"([34](?<![\d.\-/].)\d)(?![\d.])(度多|度几|度半|度|点多|点几|°C|°|摄氏度|[cC](?![a-zA-Z]))?")
 # "体温365", "量了372": a reading typed without its decimal point, after a reading word.
 _DOTLESS_RE = re.compile(
     r"(?:体温|体温是|量了|量的|测了|测的|腋温|额温|耳温|体温为)[:：\s]{0,2}(3[5-9]\d|4[0-2]\d)(?![\d.])"
