@@ -408,29 +408,26 @@ class Dashboard:
         })
 
     async def ledger(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        _, data, one_grid = await self._ledger(request, viewer, s)
+        return json_response(data["grids"][0] if one_grid else data)
+
+    async def _ledger(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> tuple[date, dict, bool]:
+        """The ledger of `?grid=` (checked against the viewer's scope), or of everything in scope;
+        and whether it is one grid's."""
         day = self.date_param(request)
         gid = await self.grid_param(s, viewer, request)
         if gid is not None:
-            name = await s.scalar(select(Grid.name).where(Grid.id == gid))
-            data = await compute_ledger(s, day, self.rt.settings, [name], now=self.now())
-            return json_response(data["grids"][0])
-        return json_response(await self._scope_ledger(s, viewer, day))
-
-    async def _scope_ledger(self, s: AsyncSession, viewer: Viewer, day: date) -> dict:
-        if viewer.scope.district:
-            return await compute_ledger(s, day, self.rt.settings, None, now=self.now())
-        if not viewer.scope.grids:
-            return {"date": day.isoformat(), "grids": []}
-        return await compute_ledger(s, day, self.rt.settings, viewer.scope.names(), now=self.now())
+            names: list[str] | None = [await s.scalar(select(Grid.name).where(Grid.id == gid))]
+        elif viewer.scope.district:
+            names = None
+        elif not viewer.scope.grids:
+            return day, {"date": day.isoformat(), "grids": []}, False
+        else:
+            names = viewer.scope.names()
+        return day, await compute_ledger(s, day, self.rt.settings, names, now=self.now()), gid is not None
 
     async def ledger_xlsx(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
-        day = self.date_param(request)
-        gid = await self.grid_param(s, viewer, request)
-        if gid is not None:
-            name = await s.scalar(select(Grid.name).where(Grid.id == gid))
-            data = await compute_ledger(s, day, self.rt.settings, [name], now=self.now())
-        else:
-            data = await self._scope_ledger(s, viewer, day)
+        day, data, _ = await self._ledger(request, viewer, s)
         buf = io.BytesIO()
         await asyncio.to_thread(write_ledger_xlsx, data, buf)  # type: ignore[arg-type] - openpyxl takes a file
         filename = f"ledger-{day.isoformat()}.xlsx"
