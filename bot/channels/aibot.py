@@ -33,7 +33,9 @@ from bot.channels.base import (
     check_fresh,
     check_wecom_signature,
     read_body,
+    refuse,
     text_response,
+    verify_wecom_url,
     wecom_decrypt,
 )
 from bot.model import Inbound
@@ -87,22 +89,12 @@ class AIBotChannel:
         app.router.add_get("/wecom/aibot", self.verify_url)
         app.router.add_post("/wecom/aibot", self.callback)
 
-    def _refuse(self, exc: BadRequest) -> web.Response:
-        metrics = getattr(self.rt, "metrics", None)
-        if metrics is not None:
-            metrics.callbacks_refused.labels(self.name, str(exc.status)).inc()
-        return text_response(exc.status, exc.reason)
-
     async def verify_url(self, request: web.Request) -> web.Response:
-        q = request.query
         try:
-            ts = q.get("timestamp", "")
-            check_fresh(ts, self.rt.clock.now().timestamp())
-            echostr = q.get("echostr", "")
-            check_wecom_signature(self.token, q.get("msg_signature"), ts, q.get("nonce", ""), echostr)
-            plain = wecom_decrypt(self.aes_key, echostr, self.receive_ids)
+            plain = verify_wecom_url(request.query, self.token, self.aes_key, self.receive_ids,
+                                     self.rt.clock.now().timestamp())
         except BadRequest as exc:
-            return self._refuse(exc)
+            return refuse(self.rt, self.name, exc)
         return text_response(200, plain)
 
     async def callback(self, request: web.Request) -> web.Response:
@@ -112,7 +104,7 @@ class AIBotChannel:
                                        self.rt.clock.now().timestamp())
             inbound = self.normalise(plain)
         except BadRequest as exc:
-            return self._refuse(exc)
+            return refuse(self.rt, self.name, exc)
         if inbound is not None:
             try:
                 await self.rt.pipeline.accept(inbound)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 MAX_BODY = 64 * 1024
 REPLAY_WINDOW_S = 300
+
+log = logging.getLogger(__name__)
 
 
 class SendError(Exception):
@@ -155,6 +158,25 @@ def _cipher(key_b64: str) -> Any:
 
 def text_response(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
+
+
+def refuse(rt: Any, channel: str, exc: BadRequest) -> web.Response:
+    """A callback we will not store (bad signature, stale, malformed, too big): counted, answered."""
+    metrics = getattr(rt, "metrics", None)
+    if metrics is not None:
+        metrics.callbacks_refused.labels(channel, str(exc.status)).inc()
+    log.info("%s callback refused: %s %s", channel, exc.status, exc.reason)
+    return text_response(exc.status, exc.reason)
+
+
+def verify_wecom_url(query: Any, token: str, aes_key: str, receive_ids: tuple[str, ...], now_ts: float) -> str:
+    """WeCom's URL verification (GET with msg_signature, timestamp, nonce, echostr): the decrypted
+    echostr, or BadRequest. The app and the AI bot verify the same way."""
+    ts = query.get("timestamp", "")
+    check_fresh(ts, now_ts)
+    echostr = query.get("echostr", "")
+    check_wecom_signature(token, query.get("msg_signature"), ts, query.get("nonce", ""), echostr)
+    return wecom_decrypt(aes_key, echostr, receive_ids)
 
 
 Metrics = Any  # bot.metrics.Metrics; kept loose so channels import nothing heavy

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from bot.channels.base import BadRequest, Delivery, SendError, check_fresh, read_body, text_response
+from bot.channels.base import BadRequest, Delivery, SendError, check_fresh, read_body, refuse, text_response
 from bot.model import Inbound
 
 if TYPE_CHECKING:
@@ -64,10 +64,7 @@ class BridgeChannel:
                 raise BadRequest(403, "bad signature")
             inbound = self.normalise(body)
         except BadRequest as exc:
-            metrics = getattr(self.rt, "metrics", None)
-            if metrics is not None:
-                metrics.callbacks_refused.labels(self.name, str(exc.status)).inc()
-            return text_response(exc.status, exc.reason)
+            return refuse(self.rt, self.name, exc)
         if inbound is None:
             return web.json_response({"ok": True, "ignored": True})
         try:

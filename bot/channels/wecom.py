@@ -28,7 +28,9 @@ from bot.channels.base import (
     check_fresh,
     check_wecom_signature,
     read_body,
+    refuse,
     text_response,
+    verify_wecom_url,
     wecom_decrypt,
 )
 from bot.model import Inbound
@@ -171,15 +173,11 @@ class WeComChannel:
     # -- callbacks -------------------------------------------------------------------------------
 
     async def verify_url(self, request: web.Request) -> web.Response:
-        q = request.query
         try:
-            ts = q.get("timestamp", "")
-            check_fresh(ts, self.rt.clock.now().timestamp())
-            echostr = q.get("echostr", "")
-            check_wecom_signature(self.token, q.get("msg_signature"), ts, q.get("nonce", ""), echostr)
-            plain = wecom_decrypt(self.aes_key, echostr, (self.corp_id,))
+            plain = verify_wecom_url(request.query, self.token, self.aes_key, (self.corp_id,),
+                                     self.rt.clock.now().timestamp())
         except BadRequest as exc:
-            return self._refuse(exc)
+            return refuse(self.rt, self.name, exc)
         return text_response(200, plain)
 
     async def callback(self, request: web.Request) -> web.Response:
@@ -193,7 +191,7 @@ class WeComChannel:
             plain = wecom_decrypt(self.aes_key, outer["Encrypt"], (self.corp_id,))
             inbound = self.normalise(plain)
         except BadRequest as exc:
-            return self._refuse(exc)
+            return refuse(self.rt, self.name, exc)
         if inbound is None:
             return text_response(200, "success")
         try:
@@ -202,13 +200,6 @@ class WeComChannel:
             log.warning("wecom callback %s not stored (%s): answering 503", inbound.msg_id, type(exc).__name__)
             return text_response(503, "try again")
         return text_response(200, "success")
-
-    def _refuse(self, exc: BadRequest) -> web.Response:
-        metrics = getattr(self.rt, "metrics", None)
-        if metrics is not None:
-            metrics.callbacks_refused.labels(self.name, str(exc.status)).inc()
-        log.info("wecom callback refused: %s %s", exc.status, exc.reason)
-        return text_response(exc.status, exc.reason)
 
     def normalise(self, plain_xml: str) -> Inbound | None:
         """The decrypted message as an Inbound; None for one we must not answer (our own)."""
