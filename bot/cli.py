@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("storage.ledger", "cli_ledger"),
     "jobs": ("scheduler.cli", "cli_jobs"),
     "passwd": ("storage.staffauth", "cli_passwd"),
-    "bench": ("bot.bench", "cli_bench"),
+    "bench": ("benchmarks", "cli_bench"),
 }
 
 

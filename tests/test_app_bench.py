@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.bench_callbacks import run
+from benchmarks.bench_callbacks import run
 
 
 def test_bench_callbacks_smoke(capsys):

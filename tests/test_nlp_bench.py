@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import bench_parse
+from benchmarks import bench_parse
 
 
 def test_bench_runs(capsys) -> None:

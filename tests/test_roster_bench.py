@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage import bench_import
+from benchmarks import bench_import
 
 
 def test_generated_roster_is_valid(tmp_path):

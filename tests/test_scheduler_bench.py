@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from scheduler import bench_reminders
+from benchmarks import bench_reminders
 
 
 def _row(out: str) -> dict[str, str]:

@@ -198,7 +198,7 @@ def _free_port() -> int:
 
 async def _target(name: str, args: argparse.Namespace, db_url: str | None) -> dict[str, float]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "bot.bench_callbacks", "--serve", "bare" if name == "bare" else "app",
+    cmd = [sys.executable, "-m", "benchmarks.bench_callbacks", "--serve", "bare" if name == "bare" else "app",
            "--port", str(port), "--workers", str(args.workers), "--window-ms", str(args.window_ms)]
     if db_url:
         cmd += ["--db", db_url]

@@ -1,6 +1,6 @@
 """Benchmark: parser messages per second against bare ``jieba.lcut``.
 
-    python -m bot.bench_parse [--messages N] [--rounds R]
+    python -m benchmarks.bench_parse [--messages N] [--rounds R]
 
 Both run over the same messages (the labelled NLP sets, repeated to about
 20,000) in the same process; the parser must keep at least half of bare

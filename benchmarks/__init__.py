@@ -7,11 +7,11 @@ import sys
 
 # name -> module with `run(argv: list[str]) -> int`
 BENCHMARKS = {
-    "parse": "bot.bench_parse",
-    "import": "storage.bench_import",
-    "callbacks": "bot.bench_callbacks",
-    "wave": "bot.bench_callbacks",
-    "reminders": "scheduler.bench_reminders",
+    "parse": "benchmarks.bench_parse",
+    "import": "benchmarks.bench_import",
+    "callbacks": "benchmarks.bench_callbacks",
+    "wave": "benchmarks.bench_callbacks",
+    "reminders": "benchmarks.bench_reminders",
 }
 
 
