@@ -31,7 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
-from storage.db import create_temp_database, drop_database
+from tests.pg import create_temp_database, drop_database
 
 TOKEN = "benchtoken"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from bot.config import Settings
 from storage import roster
-from storage.db import PG_ADMIN_URL, Database, create_temp_database, drop_database
+from storage.db import Database
 from storage.migrate import upgrade
+from tests.pg import PG_ADMIN_URL, create_temp_database, drop_database
 
 PER_BUILDING = 48
 PER_GRID = 300

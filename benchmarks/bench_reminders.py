@@ -44,7 +44,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.state import MemoryState
 from scheduler.jobs import run_job
-from storage.db import Database, create_temp_database, drop_database
+from storage.db import Database
 from storage.models import (
     Base,
     Building,
@@ -57,6 +57,7 @@ from storage.models import (
     Resident,
     Street,
 )
+from tests.pg import create_temp_database, drop_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEMBER_MSGS_PER_MIN = 30  # 每应用对同一个成员不可超过 30 次/分钟 (the fake's enforce_limits)

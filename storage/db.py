@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,30 +56,3 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
-
-# --- throw-away PostgreSQL databases, for tests and benchmarks ------------------------------------
-
-PG_ADMIN_URL = os.environ.get("GRIDBOT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-async def pg_admin(sql: str, admin_url: str = PG_ADMIN_URL) -> None:
-    """Runs one statement (CREATE/DROP DATABASE) outside a transaction on the admin database."""
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def create_temp_database(prefix: str = "gridbot_tmp", admin_url: str = PG_ADMIN_URL) -> str:
-    """A new empty database beside the admin one; returns its URL. Raises OSError if unreachable."""
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    await pg_admin(f'CREATE DATABASE "{name}"', admin_url)
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_database(url: str, admin_url: str = PG_ADMIN_URL) -> None:
-    name = url.rsplit("/", 1)[1]
-    await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)

@@ -7,7 +7,6 @@ their own for the same reason.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from datetime import datetime
@@ -19,37 +18,25 @@ from sqlalchemy import text
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from storage.db import PG_ADMIN_URL, Database, pg_admin
+from storage.db import Database
 from storage.models import Base
+from tests.pg import PG_ADMIN_URL, create_temp_database_sync, drop_database_sync
 
 REDIS_URL = os.environ.get("GRIDBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def _pg_url(dbname: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
-
-
-def _pg_admin(sql: str) -> None:
-    """Runs one admin statement in a thread: the caller may be inside an event loop."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, pg_admin(sql, PG_ADMIN_URL)).result()
-
-
 @pytest.fixture(scope="session")
 def pg_database_url():
     """A fresh PostgreSQL database for this test session; dropped at the end."""
-    name = f"gridbot_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
-        _pg_admin(f'CREATE DATABASE "{name}"')
+        url = create_temp_database_sync("gridbot_test")
     except OSError as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    yield _pg_url(name)
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield url
+    drop_database_sync(url)
 
 
 async def _reset_pg(db: Database) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.migrate import alembic_config, upgrade
 from storage.models import Base
-from tests.conftest import PG_ADMIN_URL, _pg_admin, _pg_url
+from tests.pg import PG_ADMIN_URL, create_temp_database_sync, drop_database_sync
 
 
 def _diffs_and_state(url: str) -> tuple[list, str | None, list[str]]:
@@ -69,14 +68,13 @@ def test_upgrade_head_on_sqlite(tmp_path):
 def test_upgrade_head_on_postgres():
     # A database of its own: the `db` fixture builds its schema with create_all, which would hide
     # a migration that forgot a table.
-    name = f"gridbot_migrate_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
-        _pg_admin(f'CREATE DATABASE "{name}"')
+        url = create_temp_database_sync("gridbot_migrate")
     except OSError as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
     try:
-        _check(_pg_url(name))
+        _check(url)
     finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database_sync(url)
