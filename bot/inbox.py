@@ -14,15 +14,18 @@ callbacks a second on PostgreSQL while every answer still means "it is on disk".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.clock import Clock
 from bot.model import Inbound
@@ -32,6 +35,53 @@ from storage.models import InboundMessage
 log = logging.getLogger(__name__)
 
 GROUP = "workers"
+# The longest text stored (a callback body is at most 64 KB; a resident never writes this much).
+MAX_TEXT = 8000
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
+_OLDEST, _NEWEST = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+class Unstorable(Exception):
+    """A message the database refuses even as a `failed` row: its callback is answered 400."""
+
+
+def _column_sizes() -> dict[str, int]:
+    return {c.name: c.type.length for c in InboundMessage.__table__.columns
+            if getattr(c.type, "length", None)}
+
+
+_SIZES = _column_sizes()
+
+
+def clean_text(value: str | None, limit: int | None) -> str | None:
+    """NUL and lone surrogates (which PostgreSQL or the UTF-8 encoder refuse) replaced by U+FFFD,
+    cut to `limit` characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    value = _BAD_CHARS.sub("\ufffd", value)
+    return value[:limit] if limit else value
+
+
+def clean(inbound: Inbound, now: datetime | None = None) -> Inbound:
+    """THE cleaning of an inbound message before storage, whatever its channel: every text field
+    made storable and cut to its column's size, an absurd or naive `sent_at` replaced.
+
+    Applied by `Inbox.add`, the one door of every channel into the database."""
+    fields: dict[str, Any] = {}
+    for f in ("channel", "msg_id", "sender_id", "kind"):  # required
+        fields[f] = clean_text(getattr(inbound, f) or "", _SIZES.get(f))
+    for f in ("chat_id", "sender_name", "chat_name", "reply_to"):  # optional: "" is None
+        fields[f] = clean_text(getattr(inbound, f), _SIZES.get(f)) or None
+    fields["text"] = clean_text(inbound.text or "", MAX_TEXT)
+    sent = inbound.sent_at
+    if not isinstance(sent, datetime) or sent.tzinfo is None or not _OLDEST <= sent <= _NEWEST:
+        sent = now or datetime.now(timezone.utc)
+    fields["sent_at"] = sent
+    if all(fields[k] == getattr(inbound, k) for k in fields):
+        return inbound
+    return dataclasses.replace(inbound, **fields)
 
 
 class Inbox:
@@ -76,14 +126,12 @@ class Inbox:
         platform retries, rather than acknowledge a message that is not stored.
         """
         now = self.clock.now()
+        ib = clean(inbound, now)
         row = {
-            "channel": inbound.channel, "msg_id": inbound.msg_id[:128], "chat_id": inbound.chat_id,
-            "chat_name": (inbound.chat_name or None) and inbound.chat_name[:200],
-            "sender_id": inbound.sender_id[:128],
-            "sender_name": (inbound.sender_name or None) and inbound.sender_name[:100],
-            "kind": inbound.kind[:32], "text": inbound.text, "reply_to": inbound.reply_to,
-            "sent_at": inbound.sent_at, "received_at": now, "status": "pending", "attempts": 0,
-            "next_attempt_at": now + self.lease,
+            "channel": ib.channel, "msg_id": ib.msg_id, "chat_id": ib.chat_id, "chat_name": ib.chat_name,
+            "sender_id": ib.sender_id, "sender_name": ib.sender_name, "kind": ib.kind, "text": ib.text,
+            "reply_to": ib.reply_to, "sent_at": ib.sent_at, "received_at": now, "status": "pending",
+            "attempts": 0, "next_attempt_at": now + self.lease,
         }
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._pending.append((row, fut))
@@ -139,24 +187,80 @@ class Inbox:
                 by_key[key] = []
                 rows.append(row)
             by_key[key].append(fut)
+        failed: set[tuple[str, str]] = set()  # stored as failed rows: not for the workers
         try:
-            async with conn.begin():
-                result = await conn.execute(self._stmt, rows)
-                inserted = {(r.channel, r.msg_id): r.id for r in result}
-        except Exception as exc:  # noqa: BLE001 - every waiter hears of it and answers 503
-            _fail(batch, exc)
-            return False
+            inserted = await self._insert(conn, rows)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if _connection_lost(conn, exc):
+                _fail(batch, exc)  # every waiter hears of it and answers 503
+                return False
+            # One bad row must not fail its neighbours: the batch is split until the bad row is alone.
+            try:
+                inserted = await self._insert_apart(conn, rows, exc, failed)
+            except Exception as exc2:  # noqa: BLE001 - the connection went away meanwhile
+                _fail(batch, exc2)
+                return False
         new_ids: list[int] = []
         for key, futs in by_key.items():
             rid = inserted.get(key)
             for i, f in enumerate(futs):
-                if not f.done():
+                if f.done():
+                    continue
+                if isinstance(rid, Exception):
+                    f.set_exception(rid)
+                else:
                     f.set_result(rid if i == 0 else None)
-            if rid is not None:
+            if isinstance(rid, int) and key not in failed:
                 new_ids.append(rid)
         if new_ids:
             await self._announce(new_ids)
         return True
+
+    async def _insert(self, conn: Any, rows: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+        async with conn.begin():
+            result = await conn.execute(self._stmt, rows)
+            return {(r.channel, r.msg_id): r.id for r in result}
+
+    async def _insert_apart(self, conn: Any, rows: list[dict[str, Any]], exc: Exception,
+                            failed: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """Inserts `rows` whose group insert failed with `exc`: halves are tried on their own, and a
+        row that fails alone is stored as a `failed` row with its error. Raises on a lost connection."""
+        if len(rows) == 1:
+            return await self._store_failed(conn, rows[0], exc, failed)
+        out: dict[tuple[str, str], Any] = {}
+        mid = len(rows) // 2
+        for part in (rows[:mid], rows[mid:]):
+            try:
+                out.update(await self._insert(conn, part))
+            except Exception as e:  # noqa: BLE001
+                if _connection_lost(conn, e):
+                    raise
+                out.update(await self._insert_apart(conn, part, e, failed))
+        return out
+
+    async def _store_failed(self, conn: Any, row: dict[str, Any], exc: Exception,
+                            failed: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """The row the database refused, kept as `failed` (its text dropped, its ids made plain ASCII)
+        so that the platform's retries are answered as duplicates instead of failing for ever."""
+        key = (row["channel"], row["msg_id"])
+        error = _error_text(exc)
+        safe = {k: (_ascii(v, _SIZES.get(k)) if isinstance(v, str) else v) for k, v in row.items()}
+        safe.update(text="", status="failed", error=error, next_attempt_at=None,
+                    channel=_ascii(row["channel"], _SIZES["channel"]) or "?")
+        safe["msg_id"] = _ascii(row["msg_id"], _SIZES["msg_id"])
+        try:
+            got = await self._insert(conn, [safe])
+        except Exception as e:  # noqa: BLE001
+            if _connection_lost(conn, e):
+                raise
+            log.error("inbox: a %s message could not be stored even as failed (%s; then %s); answering 400",
+                      row["channel"], error, _error_text(e))
+            return {key: Unstorable(error)}
+        rid = got.get((safe["channel"], safe["msg_id"]))
+        log.warning("inbox: a %s message was refused by the database (%s); stored as failed row %s",
+                    row["channel"], error, rid)
+        failed.add(key)
+        return {key: rid}
 
     @functools.cached_property
     def _stmt(self) -> Any:
@@ -235,6 +339,31 @@ class Inbox:
     async def ack(self, entry_id: str) -> None:
         await self.redis.xack(self.stream, GROUP, entry_id)
         await self.redis.xdel(self.stream, entry_id)
+
+
+def _connection_lost(conn: Any, exc: BaseException) -> bool:
+    """Is this the database or the connection failing (every row would), not one row's data?"""
+    if getattr(conn, "invalidated", False) or getattr(conn, "closed", False):
+        return True
+    if isinstance(exc, OSError | TimeoutError | asyncio.CancelledError):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
+
+
+def _error_text(exc: BaseException) -> str:
+    """A short reason for the `error` column and the log: the driver's message up to any quoted
+    value (asyncpg quotes the offending parameter, which may be a resident's words)."""
+    orig = getattr(exc, "orig", None) or exc
+    msg = str(orig).splitlines()[0] if str(orig) else ""
+    msg = msg.split("'", 1)[0].strip()
+    return f"{type(orig).__name__}: {msg}"[:200]
+
+
+def _ascii(value: str | None, limit: int | None) -> str | None:
+    if value is None:
+        return None
+    out = value.encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\x00")
+    return out[:limit] if limit else out
 
 
 def _fail(batch: list[tuple[dict[str, Any], asyncio.Future[int | None]]], exc: Exception) -> None:

@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.base import BadRequest, Delivery, SendError, check_fresh, read_body, refuse, text_response
+from bot.inbox import Unstorable
 from bot.model import Inbound
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class BridgeChannel:
             return web.json_response({"ok": True, "ignored": True})
         try:
             row_id = await self.rt.pipeline.accept(inbound)
+        except Unstorable:
+            return refuse(self.rt, self.name, BadRequest(400, "message cannot be stored"))
         except Exception as exc:  # noqa: BLE001 - not stored: the gateway must retry
             log.warning("bridge event %s not stored (%s): answering 503", inbound.msg_id, type(exc).__name__)
             return text_response(503, "try again")
