@@ -19,11 +19,13 @@ _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 
 # The look-behinds sit after the first digit ("(?<![\d.].)" checks the
 # character before it) so that each pattern starts with [34] and the regex
 # engine can prefix-scan for it instead of testing a look-behind everywhere.
-_DECIMAL_RE = re.compile(r"([34](?<![\d.].)\d)(?:\s?[.·]\s?|。|度|点)(\d)\d?(?![\d.:])(?:°C|°|摄氏度|度|[cC](?![a-zA-Z]))?")
+_DECIMAL_RE = re.compile(r"([34](?<![\d.].)\d)(?:\s?[.·]\s?|。|度|点)(\d)\d?(?![\d.:])(?:°[cC]|°|摄氏度|度|[cC](?![a-zA-Z]))?")
 # "三十六度五", "三十七点五", "三十八度", "三十九度多", "三十六度半", "四十度".
 _CN_RE = re.compile(r"([三四])十([一二三四五六七八九]?)(?:度|点)([一二三四五六七八九零〇半]|多|几)?")
+# "三七点五", "三八度二", "三九度": the tens digit said without 十.
+_CN_BARE_RE = re.compile(r"(?<![一二三四五六七八九十])(三[五六七八九]|四[零〇一二])(?:度|点)([一二三四五六七八九零〇半]|多)?")
 # An integer in the fever range, with its unit if any: "38度", "40°C", "39度多".
-_INT_RE = re.compile(r"([34](?<![\d.\-/].)\d)(?![\d.])(度多|度几|度半|度|点多|点几|°C|°|摄氏度|[cC](?![a-zA-Z]))?")
+_INT_RE = re.compile(r"([34](?<![\d.\-/].)\d)(?![\d.])(度多|度几|度半|度|点多|点几|°[cC]|°|摄氏度|[cC](?![a-zA-Z]))?")
 # "体温365", "量了372": a reading typed without its decimal point, after a reading word.
 _DOTLESS_RE = re.compile(
     r"(?:体温|体温是|量了|量的|测了|测的|腋温|额温|耳温|体温为)[:：\s]{0,2}(3[5-9]\d|4[0-2]\d)(?![\d.])"
@@ -45,7 +47,10 @@ _MASK_RE = re.compile(
 )
 
 # Words that make a nearby degree figure a thing's temperature, not a body's.
-_NOT_BODY_BEFORE_RE = re.compile(r"(气温|水温|室温|屋里|屋内|室内|外面|外边|零下|最高|最低|暖气|天气|油温|洗澡水|度数)[^，,。；;\n]{0,4}$")
+_NOT_BODY_BEFORE_RE = re.compile(r"(气温|水温|室温|屋里|屋内|室内|外面|外边|零下|暖气|天气|油温|洗澡水|度数)[^，,。；;\n]{0,4}$")
+# "最高37.8" is the day's highest reading unless the message speaks of the weather.
+_PEAK_BEFORE_RE = re.compile(r"(最高|最低)[^，,。；;\n]{0,2}$")
+_WEATHER_RE = re.compile(r"气温|天气|预报|晴|多云|阴天|下雨|下雪|降温|升温|刮风|大风|室温|屋里|室内")
 # A threshold or a rule rather than a reading.
 _THRESHOLD_BEFORE_RE = re.compile(r"(≥|>|＞|大于|超过|高于|低于|不到|达到|以上是|不是|并非|而不是)\s*$")
 # "40度的热水", "36.5元": the unit after the figure names what it measures.
@@ -78,6 +83,8 @@ def _context_ok(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 12) : start]
     after = text[end : end + 6]
     if _NOT_BODY_BEFORE_RE.search(before) or _THRESHOLD_BEFORE_RE.search(before):
+        return False
+    if _PEAK_BEFORE_RE.search(before) and _WEATHER_RE.search(text):
         return False
     if _NOT_BODY_AFTER_RE.match(after):
         return False
@@ -116,8 +123,20 @@ def find_readings(text: str) -> list[Reading]:
                 found.append(Reading(round(value, 1), m.start(), m.end()))
             work = _blank(work, m.start(), m.end())
 
+    if "三" in work or "四" in work:
+        for m in _CN_BARE_RE.finditer(work):
+            pair = m.group(1)
+            tail = m.group(2)
+            if tail is None and not work.startswith("度", m.end(1)):
+                continue  # "三八点" is a time of day, "三八度" a reading
+            value = _CN_DIGIT[pair[0]] * 10 + _CN_DIGIT[pair[1]] + (0.5 if tail == "半" else 0 if tail in (None, "多") else _CN_DIGIT[tail]) / 10
+            if 35.0 <= value <= 42.9 and _context_ok(work, m.start(), m.end()):
+                found.append(Reading(round(value, 1), m.start(), m.end()))
+            work = _blank(work, m.start(), m.end())
+        found.sort(key=lambda r: r.start)
+
     if not has_digits:
-        return found  # the numeral pass appends in text order
+        return found
     for m in _DOTLESS_RE.finditer(work):
         start, end = m.span(1)
         if _COUNT_AFTER_RE.match(work[end : end + 4]) or not _context_ok(work, start, end):
