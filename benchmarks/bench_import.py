@@ -144,9 +144,9 @@ def _timed_import(url: str, path: Path) -> tuple[float, float, float]:
         db = Database(url)
         try:
             t0 = time.perf_counter()
-            first = await roster.import_roster(db, path, settings)
+            first = await roster.import_roster(db, path, tz=settings.tz, quarantine_days=settings.quarantine_days)
             t1 = time.perf_counter()
-            again = await roster.import_roster(db, path, settings)
+            again = await roster.import_roster(db, path, tz=settings.tz, quarantine_days=settings.quarantine_days)
             t2 = time.perf_counter()
             # Nobody has reported: every household is listed as unreported, the ledger's worst case.
             async with db.session() as s:

@@ -1,27 +1,29 @@
-"""The `gridbot` command. Each subcommand lives with the code it drives; this file only routes.
-
-A command whose module is not built yet says so plainly and exits 2.
+"""The `gridbot` command. Each subcommand lives with the code it drives, and this file routes to it;
+the commands over storage (init, import, passwd) and `bench` are here, so that storage/ stays free
+of configuration and of the command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 # command -> (module, function): the function takes the parsed arguments and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("storage.migrate", "cli_init"),
-    "import": ("storage.roster", "cli_import"),
+    "init": ("bot.cli", "cli_init"),
+    "import": ("bot.cli", "cli_import"),
     "serve": ("bot.app", "cli_serve"),
     "demo": ("bot.demo", "cli_demo"),
     "chat": ("bot.demo", "cli_chat"),
     "parse": ("nlp.cli", "cli_parse"),
     "ledger": ("storage.ledger", "cli_ledger"),
     "jobs": ("scheduler.cli", "cli_jobs"),
-    "passwd": ("storage.staffauth", "cli_passwd"),
-    "bench": ("benchmarks", "cli_bench"),
+    "passwd": ("bot.cli", "cli_passwd"),
+    "bench": ("bot.cli", "cli_bench"),
 }
 
 
@@ -32,14 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("init", help="create or migrate the database (safe to repeat)")
 
     s = sub.add_parser("import", help="load a roster (.xlsx, or a folder of .csv files)")
-    s.add_argument("path")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("path", nargs="?")
+    what.add_argument("--example", action="store_true",
+                      help="the example community shipped with gridbot (see `gridbot demo --roster-path`)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
     s = sub.add_parser("serve", help="run the web server and the scheduler")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
 
-    sub.add_parser("demo", help="play one simulated day of the example community")
+    s = sub.add_parser("demo", help="play one simulated day of the example community")
+    s.add_argument("--roster-path", action="store_true",
+                   help="only print the path of the example roster the demo plays")
 
     s = sub.add_parser("chat", help="talk to the bot on the console as a resident or worker")
     s.add_argument("--user", required=True, help="the 微信ID of the resident or staff member")
@@ -65,29 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("passwd", help="set a staff member's dashboard password")
     s.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's 微信ID")
 
-    s = sub.add_parser("bench", help="repeatable benchmarks")
-    s.add_argument("name")
+    s = sub.add_parser("bench", help="repeatable benchmarks (from a source checkout); no NAME lists them")
+    s.add_argument("name", nargs="?")
     s.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
-def resolve(command: str) -> Callable[[argparse.Namespace], int] | None:
+def resolve(command: str) -> Callable[[argparse.Namespace], int]:
     module, func = COMMANDS[command]
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-    return getattr(mod, func, None)
+    return getattr(importlib.import_module(module), func)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = resolve(args.command)
-    if run is None:
-        print(f"gridbot {args.command}: not built yet in this version", file=sys.stderr)
-        return 2
     from bot.logs import setup_logging
 
     setup_logging()
@@ -95,3 +93,133 @@ def main(argv: list[str] | None = None) -> int:
         return int(run(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+# --- gridbot init ---------------------------------------------------------------------------------
+
+
+def cli_init(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+    from storage.migrate import _safe_url, upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    print(f"database ready: {_safe_url(settings.database_url)}")
+    return 0
+
+
+# --- gridbot import -------------------------------------------------------------------------------
+
+
+def cli_import(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+    from bot.data import EXAMPLE_ROSTER
+
+    settings = load_settings()
+    path = EXAMPLE_ROSTER if getattr(args, "example", False) else Path(args.path)
+    progress = not getattr(args, "no_progress", False) and sys.stdout.isatty()
+    return asyncio.run(_import(path, settings, progress))
+
+
+async def _import(path: Path, settings, progress: bool) -> int:
+    from storage.db import Database
+    from storage.roster import RosterError, SchemaMissing, import_roster
+
+    db = Database(settings.database_url)
+    try:
+        report = await import_roster(db, path, tz=settings.tz, quarantine_days=settings.quarantine_days,
+                                     progress=progress)
+    except (SchemaMissing, RosterError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        await db.dispose()
+    for err in report.errors:
+        print(str(err))
+    print(report.summary())
+    if report.errors:
+        print(f"共拒绝 {sum(c.rejected for c in report.counts.values())} 行；其余行已导入。")
+        return 1
+    if not report.changed:
+        print("没有变化。")
+    return 0
+
+
+# --- gridbot passwd -------------------------------------------------------------------------------
+
+MIN_PASSWORD = 8
+
+
+def read_password(stdin=None) -> str | None:
+    """The first line of standard input when it is not a terminal; else asked twice."""
+    import getpass
+
+    stdin = stdin or sys.stdin
+    if not stdin.isatty():
+        return stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("新密码: ")
+    second = getpass.getpass("再输入一次: ")
+    if first != second:
+        print("两次输入不一致", file=sys.stderr)
+        return None
+    return first
+
+
+def cli_passwd(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+
+    settings = load_settings()
+    password = read_password()
+    if password is None:
+        return 1
+    if len(password) < MIN_PASSWORD:
+        print(f"密码至少 {MIN_PASSWORD} 位", file=sys.stderr)
+        return 1
+    return asyncio.run(_passwd(settings, args.staff_id, password))
+
+
+async def _passwd(settings, staff_uid: str, password: str) -> int:
+    from storage.db import Database
+    from storage.roster import SchemaMissing
+    from storage.staffauth import set_password
+
+    db = Database(settings.database_url)
+    try:
+        found = await set_password(db, staff_uid, password, tz=settings.tz)
+    except SchemaMissing as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        await db.dispose()
+    if not found:
+        print(f"没有微信ID为 {staff_uid!r} 的工作人员", file=sys.stderr)
+        return 1
+    print(f"已为 {staff_uid} 设置密码")
+    return 0
+
+
+# --- gridbot bench --------------------------------------------------------------------------------
+
+
+def source_checkout() -> Path | None:
+    """The source tree this copy of gridbot runs from, when it is one: the folder holding bot/ that
+    also holds benchmarks/ and tests/ (neither is installed with the package)."""
+    root = Path(__file__).resolve().parents[1]
+    needed = (root / "pyproject.toml", root / "benchmarks" / "__init__.py", root / "tests" / "__init__.py")
+    return root if all(p.is_file() for p in needed) else None
+
+
+def cli_bench(args: argparse.Namespace) -> int:
+    root = source_checkout()
+    if root is None:
+        print("gridbot bench: the benchmarks need a source checkout (they are not installed with the package)",
+              file=sys.stderr)
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import benchmarks
+
+    if not args.name:
+        print("\n".join(benchmarks.names()))
+        return 0
+    return benchmarks.main(args.name, list(args.args))

@@ -23,12 +23,12 @@ from bot.channels.base import Delivery
 from bot.channels.console import ConsoleChannel
 from bot.clock import Clock, FakeClock
 from bot.config import Settings, load_settings
+from bot.data import EXAMPLE_ROSTER
 from bot.model import Inbound
 from scheduler import jobs
 from storage.db import Database
 from storage.models import Base, Building, Resident, Staff
 
-ROSTER = Path(__file__).resolve().parent.parent / "examples" / "roster.xlsx"
 DEMO_DAY = (2026, 2, 10)
 BOT = "🤖"
 STEP = timedelta(minutes=5)
@@ -93,7 +93,8 @@ class Demo:
         self.db = Database(self.settings.database_url)
         async with self.db.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
-        await import_roster(self.db, ROSTER, self.settings)
+        await import_roster(self.db, EXAMPLE_ROSTER, tz=self.settings.tz,
+                            quarantine_days=self.settings.quarantine_days)
         self.clock = FakeClock(datetime(*DEMO_DAY, 7, 55, tzinfo=self.tz))
         self.rt = build_runtime(self.settings, self.clock, db=self.db, workers=0)
         _console_everywhere(self.rt, ConsoleChannel(self._print_delivery))
@@ -163,7 +164,7 @@ class Demo:
 
     async def play(self) -> None:
         o = self.out
-        o(f"== gridbot demo: 成丰社区 (examples/roster.xlsx), {DEMO_DAY[0]}-{DEMO_DAY[1]:02d}-{DEMO_DAY[2]:02d} ==")
+        o(f"== gridbot demo: 成丰社区 (the example roster), {DEMO_DAY[0]}-{DEMO_DAY[1]:02d}-{DEMO_DAY[2]:02d} ==")
         o("   1、2号楼: residents answer the WeCom app privately; 3号楼: WeCom AI-bot group; 5号院: bridge group\n")
         await self.job(8, 0, "daily-prompt", "每日报平安提醒（各楼群）")
         await self.job(8, 0, "quarantine-reminders", "居家隔离体温提醒（私聊）")
@@ -206,6 +207,10 @@ class Demo:
 
 
 def cli_demo(args: Any) -> int:
+    if getattr(args, "roster_path", False):
+        print(EXAMPLE_ROSTER)
+        return 0
+
     async def run() -> None:
         with tempfile.TemporaryDirectory(prefix="gridbot-demo-") as tmp:
             demo = Demo()

@@ -1,4 +1,4 @@
-"""Generates examples/roster.xlsx: a small, made-up community in Jinan's Tianqiao district.
+"""Generates the example roster (bot/data/roster.xlsx, shipped with the package): a small, made-up community in Jinan's Tianqiao district.
 
     天桥东街街道 / 成丰社区, two grids:
       成丰一网格: 1号楼, 2号楼 (WeCom groups: the app posts, residents answer it privately)
@@ -20,7 +20,10 @@ All names, ids and phone numbers are invented. The output is byte-for-byte deter
 seed, fixed document timestamps, fixed zip entry times), so the committed file only changes when
 this script does:
 
-    .venv/bin/python examples/make_roster.py            # writes examples/roster.xlsx
+    .venv/bin/python examples/make_roster.py            # writes bot/data/roster.xlsx
+
+`gridbot demo` plays a day of this community; `gridbot import --example` loads it, and
+`gridbot demo --roster-path` prints where the installed copy is.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
+OUT = Path(__file__).resolve().parents[1] / "bot" / "data" / "roster.xlsx"
 STREET = "天桥东街街道"
 COMMUNITY = "成丰社区"
 GRIDS = ("成丰一网格", "成丰二网格")
@@ -164,7 +168,7 @@ def _deterministic(data: bytes) -> bytes:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(Path(__file__).with_name("roster.xlsx")))
+    p.add_argument("--out", default=str(OUT))
     p.add_argument("--list", action="store_true", help="print the residents' 微信IDs instead")
     args = p.parse_args()
     if args.list:

@@ -22,15 +22,6 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def cli_init(args) -> int:
-    from bot.config import load_settings
-
-    settings = load_settings()
-    upgrade(settings.database_url)
-    print(f"database ready: {_safe_url(settings.database_url)}")
-    return 0
-
-
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 

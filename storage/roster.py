@@ -24,15 +24,13 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
-from bot.logs import redact
 from storage.db import Database
 from storage.models import (
     CATEGORIES,
@@ -49,6 +47,7 @@ from storage.models import (
     StaffScope,
     Street,
 )
+from storage.privacy import redact
 
 log = logging.getLogger(__name__)
 
@@ -450,15 +449,18 @@ async def ensure_schema(db: Database) -> None:
             raise SchemaMissing("数据库还没有建表：请先运行 gridbot init")
 
 
-async def import_roster(db: Database, path: str | Path, settings: Settings,
+async def import_roster(db: Database, path: str | Path, *, tz: tzinfo, quarantine_days: int,
                         progress: bool = False) -> ImportReport:
-    """Loads a roster into the database in one transaction; see the module docstring."""
+    """Loads a roster into the database in one transaction; see the module docstring.
+
+    `tz` dates the audit row and today's quarantines; a resident listed as 居家隔离 without an end
+    is quarantined for `quarantine_days` from the start given (or today)."""
     await ensure_schema(db)
     # Reading is CPU-bound and synchronous (openpyxl): keep it off the event loop's back.
     sheets = await asyncio.to_thread(read_roster, path)
     report = ImportReport()
     bar = _Progress(progress)
-    now = datetime.now(settings.tz)
+    now = datetime.now(tz)
     async with db.session() as s:
         known = Known()
         known.grids = set((await s.scalars(select(Grid.name))).all())
@@ -479,7 +481,7 @@ async def import_roster(db: Database, path: str | Path, settings: Settings,
             elif name == SHEET_STAFF:
                 await _import_staff(s, bar.wrap(sheet), known, report)
             else:
-                await _import_residents(s, bar.wrap(sheet), known, report, settings, now)
+                await _import_residents(s, bar.wrap(sheet), known, report, quarantine_days, now)
         s.add(AuditEvent(at=now, action="import", target=Path(path).name[:100], detail={
             "counts": {k: v.as_dict() for k, v in report.counts.items()},
             "errors": len(report.errors),
@@ -664,7 +666,7 @@ async def _import_staff(s: AsyncSession, rows: Iterable[tuple[int, Row]], known:
 
 
 async def _import_residents(s: AsyncSession, rows: Iterable[tuple[int, Row]], known: Known,
-                            report: ImportReport, settings: Settings, now: datetime) -> None:
+                            report: ImportReport, quarantine_days: int, now: datetime) -> None:
     counts = report.counts[SHEET_RESIDENTS]
     recs: list[ResidentRec] = []
     keys: dict[tuple[str, str, str, str], int] = {}
@@ -804,40 +806,7 @@ async def _import_residents(s: AsyncSession, rows: Iterable[tuple[int, Row]], kn
         await _update(s, Quarantine, q_moves)
         await _insert(s, Quarantine, [
             {"resident_id": new_ids[k] if isinstance(k, tuple) else k, "start": start,
-             "days": settings.quarantine_days, "released_at": None, "released_by": None,
+             "days": quarantine_days, "released_at": None, "released_by": None,
              "end_prompted_at": None}
             for k, start in q_new])
 
-
-# --- the command ----------------------------------------------------------------------------------
-
-
-def cli_import(args) -> int:
-    from bot.config import load_settings
-
-    settings = load_settings()
-    progress = not getattr(args, "no_progress", False) and sys.stdout.isatty()
-    return asyncio.run(_cli_import(args.path, settings, progress))
-
-
-async def _cli_import(path: str, settings: Settings, progress: bool) -> int:
-    db = Database(settings.database_url)
-    try:
-        report = await import_roster(db, path, settings, progress=progress)
-    except SchemaMissing as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    except RosterError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    finally:
-        await db.dispose()
-    for err in report.errors:
-        print(str(err))
-    print(report.summary())
-    if report.errors:
-        print(f"共拒绝 {sum(c.rejected for c in report.counts.values())} 行；其余行已导入。")
-        return 1
-    if not report.changed:
-        print("没有变化。")
-    return 0

@@ -7,16 +7,16 @@ The parameters travel with the hash, so they can be raised later without breakin
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import getpass
 import hashlib
 import hmac
 import os
-import sys
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy import select
+
+from storage.db import Database
+from storage.models import AuditEvent, Staff
 
 SCHEME = "scrypt"
 N, R, P = 2**14, 8, 1
@@ -54,56 +54,22 @@ def verify_password(stored: str | None, password: str) -> bool:
     return hmac.compare_digest(digest, expected)
 
 
-def read_password(stdin=None) -> str | None:
-    """The first line of standard input when it is not a terminal; else asked twice."""
-    stdin = stdin or sys.stdin
-    if not stdin.isatty():
-        return stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("新密码: ")
-    second = getpass.getpass("再输入一次: ")
-    if first != second:
-        print("两次输入不一致", file=sys.stderr)
-        return None
-    return first
+async def set_password(db: Database, staff_uid: str, password: str, *, tz: tzinfo) -> bool:
+    """Stores the hash for every staff row with this 微信ID (one person, possibly on two channels),
+    audited at the local time in `tz`; False when no staff member has that id.
 
+    Raises `storage.roster.SchemaMissing` when `gridbot init` was not run."""
+    from storage.roster import ensure_schema
 
-def cli_passwd(args) -> int:
-    from bot.config import load_settings
-
-    settings = load_settings()
-    password = read_password()
-    if password is None:
-        return 1
-    if len(password) < MIN_LENGTH:
-        print(f"密码至少 {MIN_LENGTH} 位", file=sys.stderr)
-        return 1
-    return asyncio.run(set_password(settings, args.staff_id, password))
-
-
-async def set_password(settings, staff_uid: str, password: str) -> int:
-    """Stores the hash for every staff row with this 微信ID (one person, possibly on two channels)."""
-    from storage.db import Database
-    from storage.models import AuditEvent, Staff
-    from storage.roster import SchemaMissing, ensure_schema
-
-    db = Database(settings.database_url)
-    try:
-        await ensure_schema(db)
-        hashed = hash_password(password)
-        async with db.session() as s:
-            staff = (await s.scalars(select(Staff).where(Staff.channel_user_id == staff_uid))).all()
-            if not staff:
-                print(f"没有微信ID为 {staff_uid!r} 的工作人员", file=sys.stderr)
-                return 1
-            now = datetime.now(settings.tz)
-            for st in staff:
-                st.password_hash = hashed
-                s.add(AuditEvent(at=now, staff_id=st.id, action="passwd", target=staff_uid[:100],
-                                 detail={"by": "cli"}))
-    except SchemaMissing as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    finally:
-        await db.dispose()
-    print(f"已为 {staff_uid} 设置密码")
-    return 0
+    await ensure_schema(db)
+    hashed = hash_password(password)
+    async with db.session() as s:
+        staff = (await s.scalars(select(Staff).where(Staff.channel_user_id == staff_uid))).all()
+        if not staff:
+            return False
+        now = datetime.now(tz)
+        for st in staff:
+            st.password_hash = hashed
+            s.add(AuditEvent(at=now, staff_id=st.id, action="passwd", target=staff_uid[:100],
+                             detail={"by": "cli"}))
+    return True

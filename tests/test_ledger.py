@@ -22,7 +22,7 @@ from storage.models import (
     ServiceRequest,
 )
 from storage.roster import import_roster
-from tests.test_roster import EXAMPLE
+from tests.test_roster import EXAMPLE, OPTS
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 2, 10)
@@ -42,7 +42,7 @@ async def _households(s, grid: str) -> list[Household]:
 
 async def _seed(db) -> dict:
     """The example roster plus one day's worth of facts in grid 1; returns the ids used."""
-    report = await import_roster(db, EXAMPLE, SETTINGS)
+    report = await import_roster(db, EXAMPLE, **OPTS)
     assert report.ok
     async with db.session() as s:
         hs = await _households(s, G1)

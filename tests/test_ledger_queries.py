@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.config import Settings
 from storage.models import Building, Community, Grid, Household, Street
 from storage.queries import (
     find_household,
@@ -16,7 +15,7 @@ from storage.queries import (
     staff_for_street,
 )
 from storage.roster import import_roster
-from tests.test_roster import EXAMPLE
+from tests.test_roster import EXAMPLE, OPTS
 
 
 def test_natural_key_orders_rooms_as_people_read_them():
@@ -35,7 +34,7 @@ def test_split_label(label, parts):
 
 
 async def test_staff_and_grid_lookups(db):
-    assert (await import_roster(db, EXAMPLE, Settings())).ok
+    assert (await import_roster(db, EXAMPLE, **OPTS)).ok
     async with db.session() as s:
         g1 = await s.scalar(select(Grid).where(Grid.name == "成丰一网格"))
         g2 = await s.scalar(select(Grid).where(Grid.name == "成丰二网格"))

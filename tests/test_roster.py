@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import Settings
+from bot.data import EXAMPLE_ROSTER
 from storage.models import (
     AuditEvent,
     Building,
@@ -42,9 +43,10 @@ from storage.roster import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "roster.xlsx"
+EXAMPLE = EXAMPLE_ROSTER
 BAD = ROOT / "tests" / "data" / "roster_bad"
-SETTINGS = Settings()
+# What gridbot passes from its settings: the local zone, and the default quarantine length.
+OPTS = {"tz": ZoneInfo("Asia/Shanghai"), "quarantine_days": 14}
 TABLES = (Street, Community, Grid, Building, Household, Resident, Staff, StaffScope, Quarantine)
 
 
@@ -163,7 +165,7 @@ async def _counts(db) -> dict[str, int]:
 
 
 async def test_example_roster_loads_and_reimport_changes_nothing(db):
-    report = await import_roster(db, EXAMPLE, SETTINGS)
+    report = await import_roster(db, EXAMPLE, **OPTS)
     assert report.ok, report.errors
     assert report.counts[SHEET_BUILDINGS].added == 4
     assert report.counts[SHEET_STAFF].added == 9
@@ -187,7 +189,7 @@ async def test_example_roster_loads_and_reimport_changes_nothing(db):
         audit = await s.scalar(select(AuditEvent).where(AuditEvent.action == "import"))
         assert audit.detail["counts"]["居民"]["added"] == first["residents"]
 
-    again = await import_roster(db, EXAMPLE, SETTINGS)
+    again = await import_roster(db, EXAMPLE, **OPTS)
     assert again.ok and not again.changed
     assert again.counts[SHEET_RESIDENTS].unchanged == first["residents"]
     assert await _counts(db) == first
@@ -209,11 +211,11 @@ def _xlsx_to_csv(folder: Path, encoding: str) -> Path:
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
 async def test_csv_folder_matches_xlsx(sqlite_db, tmp_path, encoding):
     folder = _xlsx_to_csv(tmp_path / "roster", encoding)
-    report = await import_roster(sqlite_db, folder, SETTINGS)
+    report = await import_roster(sqlite_db, folder, **OPTS)
     assert report.ok, report.errors
     assert report.counts[SHEET_RESIDENTS].added >= 85
     # The same roster as Excel is, row for row, the same data: nothing to change.
-    again = await import_roster(sqlite_db, EXAMPLE, SETTINGS)
+    again = await import_roster(sqlite_db, EXAMPLE, **OPTS)
     assert again.ok and not again.changed, again.counts
 
 
@@ -224,7 +226,7 @@ def _write_csv(folder: Path, sheet: str, rows: list[list[str]]) -> None:
 
 
 async def test_reimport_updates_in_place(db, tmp_path):
-    await import_roster(db, EXAMPLE, SETTINGS)
+    await import_roster(db, EXAMPLE, **OPTS)
     before = await _counts(db)
     async with db.session() as s:
         q = await s.scalar(select(Quarantine).order_by(Quarantine.id))
@@ -248,7 +250,7 @@ async def test_reimport_updates_in_place(db, tmp_path):
         ["姓名", "角色", "手机", "微信ID", "渠道", "负责"],
         ["李娜", "网格长", "", "lina", "wecom", "成丰一网格"],
     ])
-    report = await import_roster(db, folder, SETTINGS)
+    report = await import_roster(db, folder, **OPTS)
     assert report.ok, report.errors
     assert report.counts[SHEET_RESIDENTS].updated == 2
     assert report.counts[SHEET_STAFF].updated == 1
@@ -265,9 +267,9 @@ async def test_reimport_updates_in_place(db, tmp_path):
 
 
 async def test_bad_roster_names_every_bad_row_and_loads_the_rest(db):
-    first = await import_roster(db, BAD / "before", SETTINGS)
+    first = await import_roster(db, BAD / "before", **OPTS)
     assert first.ok, first.errors
-    report = await import_roster(db, BAD, SETTINGS)
+    report = await import_roster(db, BAD, **OPTS)
     got = {(e.sheet, e.row): e.reason for e in report.errors}
     expected = {
         (SHEET_BUILDINGS, 4): "群ID 'chat-2'",
@@ -305,7 +307,7 @@ async def test_bad_roster_names_every_bad_row_and_loads_the_rest(db):
 
 
 async def test_missing_required_column_rejects_the_sheet_once(sqlite_db):
-    report = await import_roster(sqlite_db, BAD / "missing_column", SETTINGS)
+    report = await import_roster(sqlite_db, BAD / "missing_column", **OPTS)
     assert [(e.sheet, e.row) for e in report.errors] == [(SHEET_STAFF, 0)]
     assert "角色" in report.errors[0].reason
     assert report.counts[SHEET_BUILDINGS].added == 1
@@ -320,13 +322,13 @@ async def test_import_refuses_a_database_without_tables(tmp_path):
     empty = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
     try:
         with pytest.raises(SchemaMissing, match="gridbot init"):
-            await import_roster(empty, EXAMPLE, SETTINGS)
+            await import_roster(empty, EXAMPLE, **OPTS)
     finally:
         await empty.dispose()
 
 
 async def test_progress_bar_goes_to_stderr(sqlite_db, capsys):
-    report = await import_roster(sqlite_db, EXAMPLE, SETTINGS, progress=True)
+    report = await import_roster(sqlite_db, EXAMPLE, **OPTS, progress=True)
     assert report.ok
     out = capsys.readouterr()
     assert out.out == ""

@@ -11,8 +11,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from bot.data import EXAMPLE_ROSTER as EXAMPLE
+
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "roster.xlsx"
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import io
 
 from sqlalchemy import select
 
+from bot.cli import read_password
 from bot.config import Settings
 from storage.models import AuditEvent, Staff
-from storage.staffauth import hash_password, read_password, set_password, verify_password
+from storage.staffauth import hash_password, set_password, verify_password
 
 
 def test_hash_verifies_and_is_salted():
@@ -37,9 +38,9 @@ def test_password_from_a_pipe_is_the_first_line():
 async def test_set_password_stores_hash_and_audits(db):
     async with db.session() as s:
         s.add(Staff(name="张伟", role="网格员", channel="wecom", channel_user_id="zhangwei"))
-    settings = Settings(database_url=db.url)
-    assert await set_password(settings, "zhangwei", "correct horse") == 0
-    assert await set_password(settings, "nobody", "correct horse") == 1
+    tz = Settings().tz
+    assert await set_password(db, "zhangwei", "correct horse", tz=tz) is True
+    assert await set_password(db, "nobody", "correct horse", tz=tz) is False
     async with db.session() as s:
         staff = await s.scalar(select(Staff).where(Staff.channel_user_id == "zhangwei"))
         assert verify_password(staff.password_hash, "correct horse")
