@@ -197,7 +197,7 @@ export function createGateway (opts) {
         continue
       }
       attempt++
-      const wait = Math.max(backoff(attempt), r.retryAfter * 1000)
+      const wait = Math.max(backoff(attempt), (r.retryAfter || 0) * 1000)
       if (attempt === 1 || attempt % 10 === 0) {
         log.warn({ msg: 'gridbot not taking events, retrying', id: key, status: r.status || r.error,
           attempt, wait_ms: Math.round(wait), pending: inbox.size })
@@ -324,8 +324,10 @@ export function createGateway (opts) {
 
   // -- life -------------------------------------------------------------------------------------------
 
+  // One message at a time, so that the spool keeps the order in which they came (a recall after its message).
+  let chain = Promise.resolve()
   bot.on('message', msg => {
-    onMessage(msg).catch(e => log.error({ msg: 'message not spooled', id: msg?.id, error: e?.name }))
+    chain = chain.then(() => onMessage(msg)).catch(e => log.error({ msg: 'message not spooled', id: msg?.id, error: e?.name }))
   })
   bot.on('login', user => { log.info({ msg: 'logged in', user: user.id }); outWake.notify() })
   bot.on('logout', user => log.warn({ msg: 'logged out', user: user?.id }))
@@ -343,7 +345,7 @@ export function createGateway (opts) {
     const { host, port } = parseListen(listen)
     server = http.createServer((req, res) => {
       onRequest(req, res).catch(e => {
-        log.error({ msg: 'send endpoint error', error: e?.name })
+        log.error({ msg: 'send endpoint error', error: e?.name }); if (process.env.GATEWAY_DEBUG) console.error(e)
         if (!res.headersSent) reply(res, 500, { error: 'internal' })
       })
     })

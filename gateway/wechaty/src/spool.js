@@ -9,9 +9,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 
 export class Spool {
-  constructor (file, { remember = 10000, compactEvery = 500 } = {}) {
+  constructor (file, { keep = 10000, compactEvery = 500 } = {}) {
     this.file = file
-    this.remember = remember
+    this.keep = keep
     this.compactEvery = compactEvery
     this.pending = new Map() // key -> rec, in insertion order
     this.seen = new Map() // finished keys, oldest first (a Map keeps insertion order)
@@ -82,7 +82,7 @@ export class Spool {
   _remember (key) {
     this.seen.delete(key)
     this.seen.set(key, true)
-    while (this.seen.size > this.remember) this.seen.delete(this.seen.keys().next().value)
+    while (this.seen.size > this.keep) this.seen.delete(this.seen.keys().next().value)
   }
 
   _append (obj) {
