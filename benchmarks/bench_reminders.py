@@ -9,7 +9,7 @@
 2. Baseline: the `quarantine-reminders` job alone (Reminder rows + outbox rows, in chunks), then the
    same job again, as when it fires twice (must queue 0).
 3. Delivery, the real path: the outbox sender (bot/sender.py, its background loop) and the WeCom app
-   channel (bot/channels/wecom.py: token cache, pacing, 45009 backoff) over HTTP to the fake WeCom API
+   channel (bot/channels/wecom/: token cache, pacing, 45009 backoff) over HTTP to the fake WeCom API
    server of the tests (tests/fakewecom.py) on 127.0.0.1, in its rate-limited mode at WeCom's
    published rates (message/send: 30 a minute and 1,000 an hour per member; it defines no
    company-wide ceiling for message/send, only appchat's 20,000 recipient-messages a minute).
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -57,24 +56,12 @@ from storage.models import (
     Resident,
     Street,
 )
+from tests import fakewecom
 from tests.pg import create_temp_database, drop_database
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MEMBER_MSGS_PER_MIN = 30  # 每应用对同一个成员不可超过 30 次/分钟 (the fake's enforce_limits)
 BUSY_TEXT = "【另一进程】"  # the text of the messages --busy sends before the run
 CORP, SECRET, AGENT = "wwbenchcorp", "bench-secret", "1000002"
-
-
-def _import_fake() -> Any:
-    """tests.fakewecom, from the checkout this package lives in (the console script's sys.path lacks it)."""
-    if not (REPO_ROOT / "tests" / "fakewecom.py").is_file():
-        raise SystemExit(f"gridbot bench reminders: {REPO_ROOT / 'tests' / 'fakewecom.py'} is missing; "
-                         "this benchmark runs from a source checkout (it needs the fake WeCom API server)")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    from tests import fakewecom
-
-    return fakewecom
 
 
 class ScaledTime:
@@ -126,9 +113,8 @@ async def seed(db: Database, n: int, today: Any) -> None:
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    fakewecom = _import_fake()
     from bot.app import build_runtime
-    from bot.channels.wecom import WeComChannel
+    from bot.channels.wecom.app import WeComChannel
 
     if args.scale == "auto":
         scale = auto_scale(args.people, args.busy, WeComChannel.app_per_minute)
@@ -254,7 +240,7 @@ async def _busy(fake: Any, members: list[str]) -> None:
 
 async def _deliver(rt: Any, fake: Any, args: argparse.Namespace, scale: float) -> dict[str, Any]:
     ch = rt.channels["wecom"]
-    print(f"delivery: outbox sender (bot/sender.py) → WeCom app channel (bot/channels/wecom.py) → HTTP → fake "
+    print(f"delivery: outbox sender (bot/sender.py) → WeCom app channel (bot/channels/wecom/app.py) → HTTP → fake "
           f"WeCom API (tests/fakewecom.py) at {fake.base_url}, limits enforced at WeCom's rates "
           f"({MEMBER_MSGS_PER_MIN}/min and 1,000/h per member; the channel also paces itself to "
           f"{ch.app_per_minute:,}/min for the app); time scale x{scale:g}: the fake's clock, the pacing "

@@ -83,11 +83,11 @@ def build_runtime(
     rt.pipeline.on_outbox = rt.sender.wake
     rt.channels["console"] = ConsoleChannel(printer)
     if settings.wecom_enabled:
-        from bot.channels.wecom import WeComChannel
+        from bot.channels.wecom.app import WeComChannel
 
         rt.channels["wecom"] = WeComChannel(rt)
     if settings.aibot_enabled:
-        from bot.channels.aibot import AIBotChannel
+        from bot.channels.wecom.aibot import AIBotChannel
 
         rt.channels["aibot"] = AIBotChannel(rt)
     if settings.bridge_enabled:

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import build_app, build_runtime
-from bot.channels.aibot import open_json_callback, strip_mentions
 from bot.channels.base import BadRequest
+from bot.channels.wecom.aibot import open_json_callback, strip_mentions
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.dispatch import Context, Dispatcher, Router
@@ -210,7 +210,7 @@ async def test_url_verification(bot, clock):
     rt, client = bot
     from wechatpy.enterprise.crypto import PrpCrypto
 
-    from bot.channels.base import wecom_signature
+    from bot.channels.wecom.crypto import wecom_signature
 
     ts = str(int(clock.now().timestamp()))
     echostr = PrpCrypto(__import__("base64").b64decode(AES + "=")).encrypt("echo-123", "").decode()

@@ -384,7 +384,7 @@ async def test_ignored_own_messages(wecom, clock):
 
 
 def test_split_text_keeps_every_character_under_the_limit():
-    from bot.channels.wecom import split_text
+    from bot.channels.wecom.app import split_text
 
     assert split_text("短消息") == ["短消息"]
     ledger = "\n".join(f"3-{u}-{r} 未报" for u in range(1, 7) for r in range(101, 1801, 100)) * 3

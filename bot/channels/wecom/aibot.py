@@ -26,18 +26,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from bot.channels.base import (
-    BadRequest,
-    Delivery,
-    SendError,
-    check_fresh,
-    check_wecom_signature,
-    read_body,
-    refuse,
-    text_response,
-    verify_wecom_url,
-    wecom_decrypt,
-)
+from bot.channels.base import BadRequest, Delivery, SendError, check_fresh, read_body, refuse, text_response
+from bot.channels.wecom.crypto import check_wecom_signature, verify_wecom_url, wecom_decrypt
 from bot.model import Inbound
 
 if TYPE_CHECKING:
