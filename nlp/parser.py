@@ -9,15 +9,15 @@ the fields is ``CONTRACT.md`` of the NLP evaluation; the extra fields
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nlp import exclusions
 from nlp.address import find_address
 from nlp.intents import (
     emergency_in,
     find_request,
     has_laugh,
-    is_hypothetical,
     is_notice,
     rumour_clauses,
     suppressed_from,
@@ -25,7 +25,8 @@ from nlp.intents import (
 from nlp.lexicon import Kind
 from nlp.normalize import normalize
 from nlp.segment import cut, warm_up
-from nlp.symptoms import Clause, build_clauses
+from nlp.subjects import Anchor, Subject, anchors_in, list_lines
+from nlp.symptoms import Clause, Token, build_clauses
 from nlp.temperature import Reading, find_readings, is_lone_number
 
 DEFAULT_FEVER_AT = 37.3
@@ -69,6 +70,8 @@ class ParseResult:
     unclear: bool = False
     correction: bool = False
     persons: tuple[Person, ...] = field(default=())
+    subjects: tuple[Subject, ...] = field(default=())
+    uncertain: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,8 @@ class ParseResult:
             "unclear": self.unclear,
             "correction": self.correction,
             "persons": [p.to_dict() for p in self.persons],
+            "subjects": [p.to_dict() for p in self.subjects],
+            "uncertain": self.uncertain,
         }
 
 
@@ -113,19 +118,21 @@ class _Span:
     unwell: bool = False
     safe: bool = False
     subject: str | None = None
+    text: str = ""
 
 
-def _parse(text: str, fever_at: float) -> ParseResult:
+def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     norm = normalize(text)
     body = _QUOTE_RE.sub("", norm.text, count=1) if "- -" in norm.text else norm.text
     if not body.strip():
         return ParseResult()
     if is_lone_number(body):
-        return ParseResult(unclear=True)
+        return ParseResult(unclear=True, uncertain=True)
 
     clauses = build_clauses(body, cut(body))
     readings = find_readings(body)
     address = find_address(body)
+    anchors = anchors_in(body)
     fever_reading = bool(readings) and any(r.value >= fever_at for r in readings)
     flags = _message_flags(clauses)
     laugh = norm.laugh or flags.laugh
@@ -134,33 +141,54 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     proxy = flags.proxy
     mundane = flags.mundane
     health = flags.health or fever_reading
+    sentences = _sentences(clauses)
 
-    span = _Span()
+    span = _Span(text=body)
     emergency = False
     emergency_subject: str | None = None
     counted: list[Clause] = []
+    subject_of: list[tuple[str | None, Anchor | None]] = []  # per counted clause
     eligible: list[Clause] = []  # not a notice, rumour or supposition: may hold a request
     subject: str | None = None
+    anchor: Anchor | None = None
     sentence = -1
     first_subject: str | None = None
     named_subject: str | None = None
     counted_kinds: set[str] = set()  # every kind in a counted clause, to skip whole steps below
+    doubt = False  # a fever or emergency proposed and set aside for a doubtful reason
     joking = laugh and not readings
     for i, clause in enumerate(clauses):
         kinds = clause.kinds
         if clause.sentence != sentence:
             sentence = clause.sentence
             subject = None
-        if Kind.PERSON in kinds or Kind.INDEFINITE in kinds:
-            subject, named = _clause_subject(clause, subject)
+            anchor = None
+            sentence_tokens, sentence_supposes, screen, long_ago_here = sentences[sentence]
+        here = [a for a in anchors if clause.start <= a.start < clause.end] if anchors else []
+        if Kind.PERSON in kinds or Kind.INDEFINITE in kinds or here:
+            subject, named = _clause_subject(clause, subject, here)
+            anchor = here[-1] if here else (anchor if subject == "other" else None)
         else:
             named = False  # no person word: the subject carries over unchanged
-        if notice or i in rumour or (Kind.HYPOTHETICAL in kinds or Kind.NOTICE in kinds) and is_hypothetical(clause):
+        proposes = _proposes(clause, readings, fever_at)
+        # A reading next to a named person or an address outweighs a notice or
+        # rumour word elsewhere ("隔离户李某 下午37.6，通知家属了").
+        definite = anchor is not None and _has_reading(clause, readings)
+        # Named exclusions that void a clause for everything (rules, rumours, suppositions).
+        if notice and not definite:
+            continue
+        if exclusions.hearsay(i, rumour) and not (definite and not _holds_rumour(clause)):
+            continue
+        if (Kind.HYPOTHETICAL in kinds or Kind.NOTICE in kinds or sentence_supposes) and exclusions.hypothetical(
+            clause, sentence_supposes
+        ):
             continue
         eligible.append(clause)
-        if (Kind.EMERGENCY in kinds or Kind.CRY in kinds) and emergency_in(
-            clause, laugh, mundane, health
-        ):
+        if long_ago_here and exclusions.long_ago([t for t in sentence_tokens if t.start < clause.end]):
+            continue
+        if screen or exclusions.animal(subject):
+            continue
+        if (Kind.EMERGENCY in kinds or Kind.CRY in kinds) and emergency_in(clause, laugh, mundane, health):
             emergency = True
             # Only a sign in someone (not a bare cry, "救命！着火了") makes the
             # message a health report about them.
@@ -168,11 +196,17 @@ def _parse(text: str, fever_at: float) -> ParseResult:
                 t.kind is Kind.EMERGENCY and not t.negated for t in clause.tokens
             ):
                 emergency_subject = subject or "self"
-        if subject == "other" or (subject == "neighbour" and not proxy and not _has_finding(clause)):
+        if subject == "indefinite" or (subject == "other" and anchor is None):
+            # Somebody unnamed ("有人发烧"): news, not a report; with an address it may be one.
+            doubt |= proposes and bool(here or anchor)
             continue
-        if clause.question and not named and not _has_reading(clause, readings):
+        if subject == "neighbour" and not proxy and not _has_finding(clause) and not _has_reading(clause, readings):
+            continue
+        if clause.question and not named and not here and not _has_reading(clause, readings):
+            doubt |= proposes
             continue
         counted.append(clause)
+        subject_of.append((subject, anchor))
         counted_kinds |= kinds
         if first_subject is None and _has_finding(clause):
             first_subject = subject
@@ -195,7 +229,7 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     if fever:
         symptoms.add("fever")
 
-    own_emergency = emergency_subject in ("self", "family") or (emergency_subject == "neighbour" and proxy)
+    own_emergency = emergency_subject in ("self", "family", "other") or (emergency_subject == "neighbour" and proxy)
     if symptoms or span.unwell or span.resolved_at >= 0 or own_emergency:
         checkin: str | None = "abnormal"
     elif span.safe or counted_readings:
@@ -207,11 +241,12 @@ def _parse(text: str, fever_at: float) -> ParseResult:
     concerns = None
     if checkin is not None or emergency:
         who = (first_subject or named_subject) if checkin is not None else emergency_subject
+        who = "other" if who == "indefinite" else who
         concerns = who if who in ("self", "family", "neighbour", "other") else ("self" if checkin else None)
     unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
     correction = flags.correction or ("不是" in body and bool(_CORRECTION_RE.search(body)))
     persons = _persons(counted, counted_readings, fever_at) if Kind.PERSON in counted_kinds else ()
-    return ParseResult(
+    result = ParseResult(
         checkin=checkin,
         fever=fever,
         temperature=temperature,
@@ -224,6 +259,139 @@ def _parse(text: str, fever_at: float) -> ParseResult:
         unclear=unclear,
         correction=correction,
         persons=persons,
+        uncertain=(doubt and not fever and not emergency) or unclear,
+    )
+    if not whole:
+        return result
+    lines = list_lines(body, anchors) if anchors else []
+    if lines:
+        listed = _read_list(body, lines, result, fever_at)
+        if listed is not None:
+            return listed
+    subjects = _subjects(result, counted, subject_of, counted_readings, fever_at)
+    return replace(result, subjects=subjects) if subjects else result
+
+
+def _sentences(clauses: list[Clause]) -> dict[int, tuple[list[Token], bool, bool, bool]]:
+    """Per sentence: its tokens, whether it is a supposed question, told of a
+    screen or a drill, and whether it speaks of long ago (looked at per clause)."""
+    grouped: dict[int, list[Clause]] = {}
+    for clause in clauses:
+        grouped.setdefault(clause.sentence, []).append(clause)
+    out = {}
+    for n, group in grouped.items():
+        tokens = [t for c in group for t in c.tokens]
+        kinds = set().union(*(c.kinds for c in group))
+        out[n] = (
+            tokens,
+            exclusions.supposes(group),
+            exclusions.on_screen(tokens),
+            Kind.LONG_AGO in kinds,
+        )
+    return out
+
+
+def _holds_rumour(clause: Clause) -> bool:
+    return Kind.RUMOUR in clause.kinds
+
+
+def _proposes(clause: Clause, readings: list[Reading], fever_at: float) -> bool:
+    """The broad detector: a fever or emergency word not denied, or a fever-level reading."""
+    if not clause.kinds.isdisjoint(_PROPOSING_KINDS) and any(
+        t.kind in _PROPOSING_KINDS and not exclusions.negated(t) for t in clause.tokens
+    ):
+        return True
+    return any(clause.start <= r.start < clause.end and r.value >= fever_at for r in readings)
+
+
+_PROPOSING_KINDS = frozenset({Kind.FEVER, Kind.EMERGENCY, Kind.CRY})
+
+
+def _read_list(body: str, lines: list[tuple[int, int]], whole: ParseResult, fever_at: float) -> ParseResult | None:
+    """A 接龙 or a leader's list: each line that names a household is read alone,
+    and the message says what any of them says (fever if any line, the highest reading)."""
+    subjects: list[Subject] = []
+    parts: list[ParseResult] = []
+    for start, end in lines:
+        line = body[start:end]
+        part = _parse(line, fever_at, whole=False)
+        if part.checkin is None and not part.fever and not part.emergency and part.temperature is None:
+            continue
+        parts.append(part)
+        found = anchors_in(line)
+        subjects.append(
+            Subject(
+                who=part.concerns if part.concerns in ("self", "family", "neighbour") else "other",
+                address=next((a.text for a in found if a.kind == "address"), None),
+                name=next((a.text for a in found if a.kind == "name"), None),
+                temperature=part.temperature,
+                fever=part.fever,
+                symptoms=part.symptoms,
+            )
+        )
+    if len(parts) < 2:
+        return None
+    fever = whole.fever or any(p.fever for p in parts)
+    temps = [p.temperature for p in (whole, *parts) if p.temperature is not None]
+    symptoms = set(whole.symptoms).union(*(p.symptoms for p in parts))
+    symptoms.discard("fever")
+    if fever:
+        symptoms.add("fever")
+    abnormal = whole.checkin == "abnormal" or any(p.checkin == "abnormal" for p in parts)
+    return replace(
+        whole,
+        checkin="abnormal" if abnormal else (whole.checkin or "safe"),
+        fever=fever,
+        temperature=max(temps) if temps else None,
+        symptoms=tuple(s for s in _SYMPTOM_ORDER if s in symptoms),
+        emergency=whole.emergency or any(p.emergency for p in parts),
+        subjects=tuple(subjects),
+        uncertain=whole.uncertain and not fever,
+    )
+
+
+def _subjects(
+    result: ParseResult,
+    counted: list[Clause],
+    subject_of: list[tuple[str | None, Anchor | None]],
+    readings: list[Reading],
+    fever_at: float,
+) -> tuple[Subject, ...]:
+    """One entry per person reported on, in the order they are first named."""
+    if result.checkin is None and not result.fever and not result.emergency:
+        return ()
+    groups: dict[tuple[str, str | None], list[Clause]] = {}
+    for clause, (who, anchor) in zip(counted, subject_of, strict=True):
+        key = (who if who in ("self", "family", "neighbour", "other") else "unknown", anchor.text if anchor else None)
+        groups.setdefault(key, []).append(clause)
+    real = {k: v for k, v in groups.items() if k != ("unknown", None)}
+    if len(real) <= 1:
+        # One person, or nobody named: the message's own findings are theirs.
+        (who, label), = real or {(result.concerns or "unknown", None): []}
+        return (_subject(who, label, result.temperature, result.fever, result.symptoms),)
+    out = []
+    for (who, label), group in real.items():
+        here = [r.value for r in readings if any(c.start <= r.start < c.end for c in group)]
+        temp = max(here) if here else None
+        words = {t.value for c in group for t in c.tokens if t.kind in (Kind.SYMPTOM, Kind.EMERGENCY) and t.value and not t.negated}
+        fever_here = result.fever and (
+            any(v >= fever_at for v in here)
+            or any(t.kind is Kind.FEVER and not t.negated for c in group for t in c.tokens)
+        )
+        syms = [s for s in result.symptoms if s in words or (s == "fever" and fever_here)]
+        out.append(_subject(who, label, temp, fever_here, tuple(syms)))
+    return tuple(out)
+
+
+def _subject(who: str, label: str | None, temp: float | None, fever: bool, symptoms: tuple[str, ...]) -> Subject:
+    is_address = label is not None and any(ch.isdigit() for ch in label)
+    return Subject(
+        who=who,
+        address=label if is_address else None,
+        name=label if label is not None and not is_address else None,
+        temperature=temp,
+        fever=fever,
+        symptoms=symptoms,
     )
 
 
@@ -264,13 +432,22 @@ def _message_flags(clauses: list[Clause]) -> _Flags:
     return flags
 
 
-def _clause_subject(clause: Clause, inherited: str | None) -> tuple[str | None, bool]:
-    """Who this clause is about, and whether it names a self/family person."""
+def _clause_subject(clause: Clause, inherited: str | None, anchors: list[Anchor]) -> tuple[str | None, bool]:
+    """Who this clause is about, and whether it names a self/family person.
+
+    "indefinite" is somebody unnamed (有人, 有个); a name or an address in the
+    clause (王某, 3号楼) makes whoever it is a definite "other"."""
     subject = inherited
     named = False
+    names = [a for a in anchors if a.kind == "name"]
     for tok in clause.tokens:
         if tok.kind is Kind.INDEFINITE:
-            return "other", named
+            if any(a.start <= tok.start < a.end for a in names):
+                continue  # the 某 of 王某
+            if anchors:
+                # "3号楼有个老人": an address, but still nobody named.
+                return ("other" if names else "indefinite"), named
+            return "indefinite", named
         if tok.kind is Kind.PERSON:
             if tok.value == "pronoun":
                 continue
@@ -279,6 +456,8 @@ def _clause_subject(clause: Clause, inherited: str | None) -> tuple[str | None, 
             # "俺妈", "我家老伴": a family word after 俺/我 names whom it is about.
             if subject is inherited or (subject == "self" and tok.value == "family"):
                 subject = tok.value
+    if anchors and subject is inherited and subject in (None, "indefinite", "other"):
+        subject = "other"
     return subject, named
 
 
@@ -358,7 +537,7 @@ def _gather(clause: Clause, span: _Span, joking: bool) -> None:
             if not tok.negated and tok.value:
                 span.symptoms.add(tok.value)
         elif kind is Kind.FEVER:
-            if tok.negated:
+            if tok.negated or exclusions.zero_count(span.text, tok):
                 span.safe = True
             else:
                 span.fever_words.append(tok.start)

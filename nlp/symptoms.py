@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nlp.lexicon import LEXICON, Kind
+from nlp.lexicon import BREATH_WORDS, FALL_WORDS, LEXICON, Kind
 
 _CLAUSE_BREAKS = frozenset("，,。！!？?；;\n\t ～~…|")
 _SENTENCE_BREAKS = frozenset("。！!？?\n")
@@ -136,6 +136,8 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
             _join_body_pain(clause)
         if Kind.BURN in kinds or Kind.FEVER in kinds:
             _resolve_burn(clause)
+        if Kind.FAILURE in kinds:
+            _compose_failure(clause)
         if Kind.EMERGENCY in kinds:
             _unsmoke(clause)
         if Kind.NEG in kinds:
@@ -143,7 +145,7 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
     return clauses
 
 
-_BODY_PAIN_GAP = frozenset(["一阵一阵", "一阵阵", "突然", "剧烈", "直", "老是", "都", "有点", "有些", "很", "特别", "一直", "还", "也", "都", "挺", "好", "老", "总", "是", "还是", "又", "开始", "有一点", "非常", "比较", "不", "没", "太", "真"])
+_BODY_PAIN_GAP = frozenset(["憋得", "憋", "得", "一阵一阵", "一阵阵", "突然", "剧烈", "直", "老是", "都", "有点", "有些", "很", "特别", "一直", "还", "也", "都", "挺", "好", "老", "总", "是", "还是", "又", "开始", "有一点", "非常", "比较", "不", "没", "太", "真"])
 
 
 def _join_body_pain(clause: Clause) -> None:
@@ -160,6 +162,29 @@ def _join_body_pain(clause: Clause) -> None:
                 body = None
         elif tok.word not in _BODY_PAIN_GAP:
             body = None
+
+
+# How many tokens may stand between a body function and its failure word:
+# "一口气[就]上不来", "呼吸[越来越]困难", "躺在[地上]起不来".
+_FAILURE_GAP = 4
+
+
+def _compose_failure(clause: Clause) -> None:
+    """A failure word after the function it fails is an emergency: breathing
+    that fails (呼吸 … 困难, 气 … 上不来) or a fall one cannot rise from (倒/躺 … 起不来)."""
+    toks = clause.tokens
+    for i, tok in enumerate(toks):
+        if tok.kind is not Kind.FAILURE:
+            continue
+        wanted = BREATH_WORDS if tok.value == "breath" else FALL_WORDS
+        for back in toks[max(0, i - _FAILURE_GAP) : i]:
+            if back.kind is Kind.NEG:
+                break
+            if back.word in wanted or (tok.value == "rise" and back.word[:1] in "倒躺摔跌"):
+                tok.kind = Kind.EMERGENCY
+                tok.value = "breathing" if tok.value == "breath" else ""
+                clause.kinds.add(Kind.EMERGENCY)
+                break
 
 
 _NOT_A_FIT = frozenset(["根", "支", "口", "烟", "一根", "一支", "一口", "签", "血", "奖", "空", "时间", "屉", "个", "张", "盒", "水", "管"])

@@ -1,0 +1,110 @@
+"""The named reasons a proposed fever or emergency is not one.
+
+The parser proposes broadly: every fever word and every body reading at or
+above the threshold, every emergency word after normalisation.  Each function
+here is one reason to drop a proposal, tested on its own
+(tests/test_nlp_exclusions.py).  Where none applies, the proposal stands;
+where only a doubtful one does (a question, somebody unnamed), the record
+says ``uncertain`` so that the bot asks rather than guesses.
+
+Negation itself ("不发烧", "咳嗽：无", an unticked □ option, which
+normalisation turns into "：无") is marked on the tokens by
+``nlp.symptoms``; resolution ("退烧了", "今天36.8了") is read in order by the
+parser, since it ends only what was said before it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nlp.lexicon import MEDIA_WORDS, Kind
+from nlp.symptoms import Clause, Token
+
+_HYPOTHETICAL_WORDS = frozenset({"如有", "如果", "假如", "要是", "万一", "如", "若", "一旦", "假设", "如果说"})
+# What a screen is said with when the story is on it: "电视剧里", "新闻上".
+_ON_SCREEN_AFTER = frozenset({"里", "上", "中", "里面", "里的", "上的", "说", "报道", "播"})
+# Words of a question for information, not for help.
+_INFO_WORDS = ("进来", "进得来", "能进", "让进", "怎么", "咋", "多少", "电话", "号码", "收费", "要钱", "几分钟", "多久")
+# A drill or a rehearsal is never a life at risk, wherever it is named.
+_DRILLS = frozenset({"演习", "演练", "模拟", "彩排"})
+# "发热0人", "发烧人数：0", "0人发热": a count of none.
+_ZERO_AFTER_RE = re.compile(r"(?:人数|人员|户数|病例)?\s*[:：]?\s*(?:0|零|无)\s*(?:人|户|例|名|个)?(?![\d.])")
+_ZERO_BEFORE_RE = re.compile(r"(?<![\d.])(?:0|零)\s*(?:人|户|例|名|个)\s*$")
+
+
+def negated(tok: Token) -> bool:
+    """"不发烧", "无发热、咳嗽", "咳嗽：无": the word is denied."""
+    return tok.negated
+
+
+def figure_of_speech(clause: Clause, index: int) -> bool:
+    """"笑得喘不上气", "差点晕倒", "菜价涨得让人喘不过气": what follows a hyperbole
+    or irrealis marker in its clause is a figure of speech."""
+    if Kind.HYPERBOLE not in clause.kinds and Kind.IRREALIS not in clause.kinds:
+        return False
+    for i, tok in enumerate(clause.tokens):
+        if tok.kind in (Kind.HYPERBOLE, Kind.IRREALIS):
+            return index >= i
+    return False
+
+
+def hypothetical(clause: Clause, sentence_supposes: bool) -> bool:
+    """"如果发烧了怎么办", "万一半夜有人发病，救护车能进来吗": a supposition.
+
+    A supposition word holds its own clause; it holds the rest of its
+    sentence only when that sentence is a question (``sentence_supposes``),
+    so that "如果方便的话，帮买点药，孩子烧到38.5" keeps its fever."""
+    return sentence_supposes or any(tok.word in _HYPOTHETICAL_WORDS for tok in clause.tokens)
+
+
+def supposes(clauses: list[Clause]) -> bool:
+    """Whether these clauses (one sentence) are a question that opens with a supposition."""
+    if not any(c.question for c in clauses):
+        return False
+    return any(tok.word in _HYPOTHETICAL_WORDS for c in clauses for tok in c.tokens)
+
+
+def long_ago(tokens_before: list[Token]) -> bool:
+    """"去年心梗住过院", "以前抽过风": an event long over.  A 今天/现在 after the
+    marker brings the story back to now ("去年得过，今天又胸口疼")."""
+    for tok in reversed(tokens_before):
+        if tok.kind is Kind.NOW:
+            return False
+        if tok.kind is Kind.LONG_AGO:
+            return True
+    return False
+
+
+def on_screen(sentence: list[Token]) -> bool:
+    """"电视剧里的人晕倒了", "新闻上说…", "今天消防演习": a screen, the news or a drill."""
+    for i, tok in enumerate(sentence):
+        if tok.word in _DRILLS:
+            return True
+        if tok.word in MEDIA_WORDS and i + 1 < len(sentence) and sentence[i + 1].word in _ON_SCREEN_AFTER:
+            return True
+        if tok.word.endswith("里") and tok.word[:-1] in MEDIA_WORDS:
+            return True
+    return False
+
+
+def animal(subject: str | None) -> bool:
+    """"狗狗发烧了", "猫抽搐了": the one ill is a pet."""
+    return subject == "pet"
+
+
+def zero_count(text: str, tok: Token) -> bool:
+    """"发热0人", "发烧人数：0", "0人发热": a tally that counts nobody."""
+    return bool(_ZERO_AFTER_RE.match(text, tok.end) or _ZERO_BEFORE_RE.search(text, 0, tok.start))
+
+
+def asked_not_told(clause: Clause, tok: Token) -> bool:
+    """"救护车能进来吗", "120电话是多少": a question about help, not a cry for it.
+    ("能帮叫救护车吗" asks for it, and stays a cry.)"""
+    if tok.kind is not Kind.CRY or not clause.question:
+        return False
+    return any(w in t.word for t in clause.tokens for w in _INFO_WORDS)
+
+
+def hearsay(index: int, rumour: set[int]) -> bool:
+    """"听说3号楼有人发烧，真的假的": within a rumour's reach."""
+    return index in rumour
