@@ -107,21 +107,20 @@ class Homophones:
         self._variants = variants
         self._freq = freq
         self._lengths = sorted({len(v) for v in variants}, reverse=True)
-        # The changed character of a spelling is one of these; a text holding
-        # none of them needs no scan.
-        self._first = frozenset(v[0] for v in variants)
+        # Every spelling opens with one of these pairs.
+        self._openings = frozenset(v[:2] for v in variants)
 
     def _pair_is_word(self, pair: str) -> bool:
         return len(pair) == 2 and self._freq.get(pair, 0) >= _COMMON_PAIR
 
     def fix(self, text: str) -> str:
+        openings = self._openings
         variants = self._variants
         out: list[str] | None = None
         i = 0
         n = len(text)
-        first = self._first
         while i < n - 1:
-            if text[i] not in first:
+            if text[i : i + 2] not in openings:
                 i += 1
                 continue
             for length in self._lengths:

@@ -22,7 +22,7 @@ from nlp.intents import (
     rumour_clauses,
     suppressed_from,
 )
-from nlp.lexicon import Kind
+from nlp.lexicon import MEDIA_WORDS, Kind
 from nlp.normalize import normalize
 from nlp.segment import cut, warm_up
 from nlp.subjects import Anchor, Subject, anchors_in, list_lines
@@ -141,7 +141,9 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     proxy = flags.proxy
     mundane = flags.mundane
     health = flags.health or fever_reading
-    sentences = _sentences(clauses)
+    # The sentence-wide exclusions need a sentence's tokens; most messages have
+    # no word they look for, and skip building them.
+    sentences = _sentences(clauses) if flags.supposes or flags.long_ago or _SCREEN_RE.search(body) else None
 
     span = _Span(text=body)
     emergency = False
@@ -163,14 +165,16 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
             sentence = clause.sentence
             subject = None
             anchor = None
-            sentence_tokens, sentence_supposes, screen, long_ago_here = sentences[sentence]
+            if sentences is not None:
+                sentence_tokens, sentence_supposes, screen, long_ago_here = sentences[sentence]
+            else:
+                sentence_tokens, sentence_supposes, screen, long_ago_here = [], False, False, False
         here = [a for a in anchors if clause.start <= a.start < clause.end] if anchors else []
         if Kind.PERSON in kinds or Kind.INDEFINITE in kinds or here:
             subject, named = _clause_subject(clause, subject, here)
             anchor = here[-1] if here else (anchor if subject == "other" else None)
         else:
             named = False  # no person word: the subject carries over unchanged
-        proposes = _proposes(clause, readings, fever_at)
         # A reading next to a named person or an address outweighs a notice or
         # rumour word elsewhere ("隔离户李某 下午37.6，通知家属了").
         definite = anchor is not None and _has_reading(clause, readings)
@@ -198,12 +202,12 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
                 emergency_subject = subject or "self"
         if subject == "indefinite" or (subject == "other" and anchor is None):
             # Somebody unnamed ("有人发烧"): news, not a report; with an address it may be one.
-            doubt |= proposes and bool(here or anchor)
+            doubt |= bool(here or anchor) and _proposes(clause, readings, fever_at)
             continue
         if subject == "neighbour" and not proxy and not _has_finding(clause) and not _has_reading(clause, readings):
             continue
         if clause.question and not named and not here and not _has_reading(clause, readings):
-            doubt |= proposes
+            doubt |= _proposes(clause, readings, fever_at)
             continue
         counted.append(clause)
         subject_of.append((subject, anchor))
@@ -246,30 +250,30 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     unclear = checkin is None and temperature is None and bool(_DOTLESS_RE.search(body)) and not request
     correction = flags.correction or ("不是" in body and bool(_CORRECTION_RE.search(body)))
     persons = _persons(counted, counted_readings, fever_at) if Kind.PERSON in counted_kinds else ()
-    result = ParseResult(
-        checkin=checkin,
-        fever=fever,
-        temperature=temperature,
-        symptoms=tuple(s for s in _SYMPTOM_ORDER if s in symptoms),
-        request=request,
-        emergency=emergency,
-        concerns=concerns,
-        address=address,
-        items=tuple(items),
-        unclear=unclear,
-        correction=correction,
-        persons=persons,
-        uncertain=(doubt and not fever and not emergency) or unclear,
-    )
-    if not whole:
-        return result
-    lines = list_lines(body, anchors) if anchors else []
-    if lines:
-        listed = _read_list(body, lines, result, fever_at)
-        if listed is not None:
-            return listed
-    subjects = _subjects(result, counted, subject_of, counted_readings, fever_at)
-    return replace(result, subjects=subjects) if subjects else result
+    fields = {
+        "checkin": checkin,
+        "fever": fever,
+        "temperature": temperature,
+        "symptoms": tuple(s for s in _SYMPTOM_ORDER if s in symptoms),
+        "request": request,
+        "emergency": emergency,
+        "concerns": concerns,
+        "address": address,
+        "items": tuple(items),
+        "unclear": unclear,
+        "correction": correction,
+        "persons": persons,
+        "uncertain": (doubt and not fever and not emergency) or unclear,
+    }
+    if whole and anchors and "\n" in body:
+        lines = list_lines(body, anchors)
+        if lines:
+            listed = _read_list(body, lines, ParseResult(**fields), fever_at)
+            if listed is not None:
+                return listed
+    if whole and (checkin is not None or fever or emergency):
+        fields["subjects"] = _subjects(fields, counted, subject_of, counted_readings, fever_at)
+    return ParseResult(**fields)
 
 
 def _sentences(clauses: list[Clause]) -> dict[int, tuple[list[Token], bool, bool, bool]]:
@@ -305,6 +309,8 @@ def _proposes(clause: Clause, readings: list[Reading], fever_at: float) -> bool:
 
 
 _PROPOSING_KINDS = frozenset({Kind.FEVER, Kind.EMERGENCY, Kind.CRY})
+# Any word that exclusions.on_screen looks for.
+_SCREEN_RE = re.compile("|".join(sorted(MEDIA_WORDS, key=len, reverse=True)))
 
 
 def _read_list(body: str, lines: list[tuple[int, int]], whole: ParseResult, fever_at: float) -> ParseResult | None:
@@ -351,15 +357,13 @@ def _read_list(body: str, lines: list[tuple[int, int]], whole: ParseResult, feve
 
 
 def _subjects(
-    result: ParseResult,
+    result: dict[str, Any],
     counted: list[Clause],
     subject_of: list[tuple[str | None, Anchor | None]],
     readings: list[Reading],
     fever_at: float,
 ) -> tuple[Subject, ...]:
     """One entry per person reported on, in the order they are first named."""
-    if result.checkin is None and not result.fever and not result.emergency:
-        return ()
     groups: dict[tuple[str, str | None], list[Clause]] = {}
     for clause, (who, anchor) in zip(counted, subject_of, strict=True):
         key = (who if who in ("self", "family", "neighbour", "other") else "unknown", anchor.text if anchor else None)
@@ -367,18 +371,18 @@ def _subjects(
     real = {k: v for k, v in groups.items() if k != ("unknown", None)}
     if len(real) <= 1:
         # One person, or nobody named: the message's own findings are theirs.
-        (who, label), = real or {(result.concerns or "unknown", None): []}
-        return (_subject(who, label, result.temperature, result.fever, result.symptoms),)
+        (who, label), = real or {(result["concerns"] or "unknown", None): []}
+        return (_subject(who, label, result["temperature"], result["fever"], result["symptoms"]),)
     out = []
     for (who, label), group in real.items():
         here = [r.value for r in readings if any(c.start <= r.start < c.end for c in group)]
         temp = max(here) if here else None
         words = {t.value for c in group for t in c.tokens if t.kind in (Kind.SYMPTOM, Kind.EMERGENCY) and t.value and not t.negated}
-        fever_here = result.fever and (
+        fever_here = result["fever"] and (
             any(v >= fever_at for v in here)
             or any(t.kind is Kind.FEVER and not t.negated for c in group for t in c.tokens)
         )
-        syms = [s for s in result.symptoms if s in words or (s == "fever" and fever_here)]
+        syms = [s for s in result["symptoms"] if s in words or (s == "fever" and fever_here)]
         out.append(_subject(who, label, temp, fever_here, tuple(syms)))
     return tuple(out)
 
@@ -404,6 +408,8 @@ class _Flags:
     mundane: bool = False
     health: bool = False
     correction: bool = False
+    supposes: bool = False
+    long_ago: bool = False
 
 
 _HEALTH_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY})
@@ -423,6 +429,8 @@ def _message_flags(clauses: list[Clause]) -> _Flags:
             # "救命，家里没菜了": a cry over food or rubbish is a plea, not a life at risk.
             flags.mundane = any(t.kind is Kind.ITEM and t.value in _PLEA_ITEMS for t in clause.tokens)
         flags.correction |= Kind.CORRECTION in kinds
+        flags.supposes |= Kind.HYPOTHETICAL in kinds or Kind.IRREALIS in kinds or Kind.NOTICE in kinds
+        flags.long_ago |= Kind.LONG_AGO in kinds
         if Kind.HYPERBOLE in kinds:
             flags.laugh |= has_laugh([clause])
         if Kind.PROXY in kinds or Kind.ASK in kinds:
