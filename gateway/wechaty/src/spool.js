@@ -4,15 +4,18 @@
 //   {"seen": [key, ...]}         keys finished before the last compaction, kept for deduplication
 // On open the journal is replayed: items added and not done are pending again, in their order. A
 // torn last line (a crash mid-write) is ignored. When enough items are done the journal is rewritten
-// (a temporary file, fsync, rename, fsync of the folder), keeping what is pending and the recent keys.
+// (a temporary file, fsync, rename, fsync of the folder), keeping what is pending and the recent keys;
+// it is also rewritten shortly after it drains, so a delivered message's text does not stay on disk.
 import fs from 'node:fs'
 import path from 'node:path'
 
 export class Spool {
-  constructor (file, { keep = 10000, compactEvery = 500 } = {}) {
+  constructor (file, { keep = 10000, compactEvery = 500, lingerMs = 2000 } = {}) {
     this.file = file
     this.keep = keep
     this.compactEvery = compactEvery
+    this.lingerMs = lingerMs
+    this.timer = null
     this.pending = new Map() // key -> rec, in insertion order
     this.seen = new Map() // finished keys, oldest first (a Map keeps insertion order)
     this.fd = null
@@ -41,6 +44,8 @@ export class Spool {
   }
 
   close () {
+    clearTimeout(this.timer)
+    if (this.fd !== null && this.doneSinceCompact > 0 && this.pending.size === 0) this._rewrite()
     if (this.fd !== null) fs.closeSync(this.fd)
     this.fd = null
   }
@@ -63,6 +68,13 @@ export class Spool {
     this.pending.delete(key)
     this._remember(key)
     if (++this.doneSinceCompact >= this.compactEvery) this._rewrite()
+    else if (this.pending.size === 0 && !this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null
+        if (this.fd !== null && this.pending.size === 0 && this.doneSinceCompact > 0) this._rewrite()
+      }, this.lingerMs)
+      this.timer.unref?.()
+    }
   }
 
   /** Marks a key as seen without any work (e.g. a message refused at the door), so it stays a duplicate. */

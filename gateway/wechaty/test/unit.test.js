@@ -76,6 +76,18 @@ describe('Spool', () => {
     r.close()
     assert.equal((fs.statSync(f).mode & 0o777).toString(8), '600')
   })
+  test("a drained spool is rewritten soon: a delivered message's text leaves the disk", async () => {
+    const f = path.join(tmp(), 'events.jsonl')
+    const s = new Spool(f, { lingerMs: 50 }).open()
+    s.add('m1', { text: '我妈今天低烧37.5' })
+    assert.match(fs.readFileSync(f, 'utf8'), /低烧/)
+    s.done('m1')
+    await sleep(150)
+    const after = fs.readFileSync(f, 'utf8')
+    assert.doesNotMatch(after, /低烧/)
+    assert.match(after, /m1/, 'the id is kept, for deduplication')
+    s.close()
+  })
   test('compaction keeps pending items and the recent keys', () => {
     const f = path.join(tmp(), 'sends.jsonl')
     const s = new Spool(f, { compactEvery: 10, keep: 50 }).open()
