@@ -150,7 +150,7 @@ def _timed_import(url: str, path: Path) -> tuple[float, float, float]:
             t2 = time.perf_counter()
             # Nobody has reported: every household is listed as unreported, the ledger's worst case.
             async with db.session() as s:
-                await compute_ledger(s, date(2026, 2, 10), settings)
+                await compute_ledger(s, date(2026, 2, 10), settings.tz)
             t3 = time.perf_counter()
         finally:
             await db.dispose()

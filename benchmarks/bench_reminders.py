@@ -158,7 +158,7 @@ async def _bench(args: argparse.Namespace) -> int:
         settings = Settings(database_url=url, quarantine_reminders=now.strftime("%H:%M"),
                             wecom_corp_id=CORP, wecom_agent_id=AGENT, wecom_secret=SECRET,
                             wecom_token="bench-token", wecom_aes_key="x" * 43, wecom_api_base=fake.base_url)
-        rt = build_runtime(settings, clock, db=db, state=MemoryState(time_fn=t), dispatcher=object(), workers=0)
+        rt = build_runtime(settings, clock, db=db, state=MemoryState(time_fn=t), workers=0)
         p0 = time.perf_counter()
         await seed(db, args.people, now.date())
         seed_s = time.perf_counter() - p0

@@ -24,7 +24,6 @@ from bot.channels.base import Delivery, text_response
 from bot.channels.console import ConsoleChannel
 from bot.clock import Clock
 from bot.config import Settings, load_settings
-from bot.dashboard import setup_dashboard
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.model import Inbound
@@ -32,6 +31,7 @@ from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.sender import Sender
 from bot.state import MemoryState, RedisState
+from bot.web import setup_web
 from scheduler.service import start_scheduler
 from storage.db import Database
 from storage.models import OutboundMessage
@@ -116,7 +116,7 @@ def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
             app.router.add_route("*", path, _not_configured(NOT_CONFIGURED[name]))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    setup_dashboard(app, runtime)
+    setup_web(app, runtime)
     if background:
         app.on_startup.append(_start_background)
     app.on_cleanup.append(_stop_background)

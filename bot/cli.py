@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bot.demo", "cli_demo"),
     "chat": ("bot.demo", "cli_chat"),
     "parse": ("nlp.cli", "cli_parse"),
-    "ledger": ("storage.ledger", "cli_ledger"),
+    "ledger": ("bot.ledger_cmd", "cli_ledger"),
     "jobs": ("scheduler.cli", "cli_jobs"),
     "passwd": ("bot.cli", "cli_passwd"),
     "bench": ("bot.cli", "cli_bench"),
@@ -147,9 +147,6 @@ async def _import(path: Path, settings, progress: bool) -> int:
 
 # --- gridbot passwd -------------------------------------------------------------------------------
 
-MIN_PASSWORD = 8
-
-
 def read_password(stdin=None) -> str | None:
     """The first line of standard input when it is not a terminal; else asked twice."""
     import getpass
@@ -167,13 +164,14 @@ def read_password(stdin=None) -> str | None:
 
 def cli_passwd(args: argparse.Namespace) -> int:
     from bot.config import load_settings
+    from storage.staffauth import MIN_LENGTH
 
     settings = load_settings()
     password = read_password()
     if password is None:
         return 1
-    if len(password) < MIN_PASSWORD:
-        print(f"密码至少 {MIN_PASSWORD} 位", file=sys.stderr)
+    if len(password) < MIN_LENGTH:
+        print(f"密码至少 {MIN_LENGTH} 位", file=sys.stderr)
         return 1
     return asyncio.run(_passwd(settings, args.staff_id, password))
 

@@ -143,14 +143,13 @@ class Demo:
     async def job(self, hh: int, mm: int, name: str, title: str) -> None:
         await self.at(hh, mm)
         self.out(f"{self.clock.now():%H:%M} ⏰ {title}")
-        fn = getattr(jobs, name.replace("-", "_"))
-        await fn(self.rt, self.clock.now())
+        await jobs.run_job(name, self.rt, self.clock.now())
         await self.rt.sender.deliver_due()
 
     async def sweeps(self) -> None:
         """The scheduler's minute-by-minute sweeps, run quietly whenever the clock moves."""
-        await jobs.escalation_sweep(self.rt, self.clock.now())
-        await jobs.follow_up(self.rt, self.clock.now())
+        await jobs.run_job("escalation-sweep", self.rt, self.clock.now())
+        await jobs.run_job("follow-up", self.rt, self.clock.now())
         await self.rt.sender.deliver_due()
 
     async def code(self, prefix: str) -> str:
@@ -271,7 +270,7 @@ async def chat(user: str, group: str | None, settings: Settings, lines: Any = No
             await handle_now(rt, Inbound(channel=channel, msg_id=f"chat-{user}-{now.timestamp():.6f}-{n}",
                                          sender_id=user, text=text, sent_at=now, chat_id=group))
             # let the sweeps move the chain while someone types, as the server's scheduler would
-            await jobs.escalation_sweep(rt, rt.clock.now())
+            await jobs.run_job("escalation-sweep", rt, rt.clock.now())
             await rt.sender.deliver_due()
     finally:
         await db.dispose()

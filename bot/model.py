@@ -46,6 +46,7 @@ class Outbound:
     kind: str = "reply"
     dedup_key: str | None = None
     reply_to: str | None = None
+    notice_id: int | None = None  # the staff notice (通知) this group message carries
 
     def __post_init__(self) -> None:
         if (self.to_user is None) == (self.to_chat is None):

@@ -37,7 +37,7 @@ async def enqueue(
             seen.add(m.dedup_key)
         rows.append(OutboundMessage(
             channel=m.channel, to_user=m.to_user, to_chat=m.to_chat, text=m.text, kind=m.kind,
-            dedup_key=m.dedup_key, reply_to=m.reply_to, inbound_id=inbound_id, notice_id=notice_id,
+            dedup_key=m.dedup_key, reply_to=m.reply_to, inbound_id=inbound_id, notice_id=m.notice_id or notice_id,
             status="pending", attempts=0, created_at=now, next_attempt_at=now,
         ))
     session.add_all(rows)

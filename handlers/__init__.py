@@ -6,10 +6,12 @@ from bot.dispatch import Dispatcher
 
 
 def build_dispatcher() -> Dispatcher:
-    """The order matters: staff commands first (private only), then registration of unknown
-    senders, then check-ins and emergencies (which also take a request in the same message), then
-    requests alone, then the private how-to; group chatter falls through to silence."""
-    from handlers import checkin, registration, requests, worker
+    """The order matters: staff commands first (private only; each capability's verbs, then help and
+    the staff fallback), then registration of unknown senders, then check-ins and emergencies, then
+    requests (alone, or after a check-in that asked for one), then the private how-to; group
+    chatter falls through to silence. Timers are routed by name, in the same order."""
+    from handlers import checkin, escalation, ledger, notices, quarantine, registration, requests, worker
 
-    return Dispatcher([worker.router, registration.router, checkin.router, requests.router,
-                       checkin.fallback_router])
+    return Dispatcher([escalation.commands, requests.commands, quarantine.commands, ledger.commands,
+                       notices.commands, worker.router, registration.router, checkin.router, requests.router,
+                       quarantine.router, escalation.router, ledger.router, checkin.fallback_router])

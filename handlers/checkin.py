@@ -15,29 +15,35 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.dispatch import Context, Router
+from bot.config import parse_clock
+from bot.dispatch import Also, Context, Router, Tick
 from bot.model import Outbound
-from handlers import texts
+from handlers import people, texts
 from handlers.common import (
     active_quarantine,
     can_confirm_privately,
+    chunks,
     compact,
     fmt_temp,
-    grid_workers,
+    group_buildings,
     group_message,
     health_summary,
     local_date,
     slot_of,
+    to_person,
     to_sender,
 )
-from handlers.escalation import describe_level, open_escalation
-from storage.models import CheckIn, Household, Reminder
-from storage.queries import households_at, split_label
+from handlers.escalation import open_escalation
+from storage.ledger import reported_on
+from storage.models import CheckIn, Household, Reminder, Resident
+from storage.queries import has_run, record_run
 
 log = logging.getLogger(__name__)
 router = Router("checkin")
@@ -53,36 +59,6 @@ class _Person:
     temperature: float | None
     fever: bool
     symptoms: list[str]
-
-
-async def target_household(ctx: Context) -> tuple[Household | None, str]:
-    """The household a message is about: an address in it (a neighbour's), else the sender's own.
-
-    Returns (None, reason) when the message names an address that is not in the roster.
-    """
-    own = ctx.household or (ctx.resident.household if ctx.resident else None)
-    address = getattr(ctx.parsed, "address", None)
-    if not address:
-        return own, ""
-    parts = split_label(address)
-    if parts is None:
-        return own, ""
-    b, u, r = parts
-    # An address without a building number means this building: the group's, else the sender's own.
-    default_building = ctx.building or (own.building if own else None)
-    if own is not None and not b and own.building_id == (default_building.id if default_building else None) \
-            and u in ("", own.unit) and r == own.room:
-        return own, ""
-    found = await households_at(ctx.session, address, building=None if b else default_building)
-    if len(found) > 1 and own is not None:
-        # the same building number in several communities: the sender's own neighbourhood first
-        near = [h for h in found if h.building.grid.community_id == own.building.grid.community_id]
-        found = near or found
-    if len(found) > 1 and ctx.building is not None:
-        found = [h for h in found if h.building_id == ctx.building.id] or found
-    if found:
-        return found[0], ""
-    return None, texts.UNKNOWN_HOUSEHOLD.format(address=address.strip("-"))
 
 
 SELF_WORDS = ("我", "本人", "自己", "")
@@ -184,10 +160,11 @@ def _summary(ctx: Context, rows: list[_Person], household: Household, neighbour:
     return text
 
 
-async def record_report(ctx: Context) -> list[Outbound]:
-    """The whole of a resident's report: check-in rows, escalation, request, replies."""
+async def record_report(ctx: Context) -> list[Outbound] | Also:
+    """A resident's report: check-in rows, escalation, replies; a request in the same message is
+    left to handlers.requests (`Also`)."""
     p = ctx.parsed
-    household, problem = await target_household(ctx)
+    household, problem = await people.message_household(ctx)
     if household is None:
         if not (p.emergency or p.fever or p.checkin == "abnormal") or ctx.resident is None:
             return [to_sender(ctx, problem)]
@@ -216,15 +193,14 @@ async def record_report(ctx: Context) -> list[Outbound]:
             or (not rows and not neighbour)
         temps = [r.temperature for r in rows if r.temperature is not None and r.status == "abnormal"]
         temperature = max(temps) if temps else p.temperature
-        esc, alerts = await open_escalation(
+        opened = await open_escalation(
             ctx.session, ctx.settings, ctx.now, kind=kind, household=household,
             resident=resident if subject_is_sender else None, text=ctx.text,
             summary=_summary(ctx, rows, household, neighbour), temperature=temperature,
             inbound_id=ctx.inbound_id, reporter=ctx.resident)
-        out += alerts
-        # an update appends the new words to the open escalation's text
-        new = esc.inbound_id == ctx.inbound_id and esc.text == ctx.text[:2000]
-        worker = describe_level(await grid_workers(ctx.session, household.building.grid_id))
+        out += opened.messages
+        new = opened.created
+        worker = people.describe(await people.grid_workers(ctx.session, household.building.grid_id))
         if kind == "emergency":
             out.append(to_sender(ctx, texts.EMERGENCY_ACK.format(worker=worker)))
         elif new:
@@ -251,9 +227,7 @@ async def record_report(ctx: Context) -> list[Outbound]:
         # "same": a repeated safe report is a quiet update, no second confirmation
 
     if p.request:
-        from handlers.requests import request_from_message
-
-        out += await request_from_message(ctx, household)
+        return Also(compact(out))
     return compact(out)
 
 
@@ -263,7 +237,7 @@ def is_report(ctx: Context) -> bool:
 
 
 @router.message(is_report)
-async def on_report(ctx: Context) -> list[Outbound]:
+async def on_report(ctx: Context) -> list[Outbound] | Also:
     return await record_report(ctx)
 
 
@@ -303,4 +277,50 @@ async def on_private_chatter(ctx: Context) -> list[Outbound]:
     return [ctx.reply(texts.RESIDENT_HELP)]
 
 
-__all__ = ["router", "fallback_router", "record_report", "target_household"]
+# --- the timers: the morning prompt and the midday nudge ------------------------------------------------
+
+
+@router.timer("daily-prompt")
+async def daily_prompt(tick: Tick) -> AsyncIterator[Sequence[Outbound]]:
+    """The morning check-in prompt to every building group."""
+    day = local_date(tick.settings, tick.now)
+    for part in chunks(await group_buildings(tick.s)):
+        yield [Outbound(channel=channel or "wecom", to_chat=chat_id, text=texts.DAILY_PROMPT, kind="prompt",
+                        dedup_key=f"prompt:{bid}:{day.isoformat()}") for bid, chat_id, channel in part]
+
+
+@router.timer("follow-up")
+async def household_nudges(tick: Tick) -> AsyncIterator[Sequence[Outbound]]:
+    """Once a day, between the progress time and the ledger, one private nudge per unreported household.
+
+    To the household's first bound resident only: one member answers for the family, and a whole
+    family pinged at once for one missing line is how people come to mute the bot.
+    """
+    s, now = tick.settings, tick.now
+    day = local_date(s, now)
+    start = datetime.combine(day, parse_clock(s.progress_at), tzinfo=s.tz)
+    end = datetime.combine(day, parse_clock(s.ledger_at), tzinfo=s.tz)
+    period = day.isoformat()
+    if not start <= now < end or await has_run(tick.s, "nudge", period):
+        return
+    ids = (await tick.s.scalars(select(Household.id).where(~reported_on(day)).order_by(Household.id))).all()
+    n = 0
+    for part in chunks(ids):
+        ses = tick.s
+        # Re-checked per chunk: a household that reported while earlier chunks were written is spared.
+        still = set((await ses.scalars(select(Household.id).where(Household.id.in_(part), ~reported_on(day)))).all())
+        first: dict[int, Resident] = {}
+        for r in (await ses.scalars(
+                select(Resident).where(Resident.household_id.in_(still), Resident.channel_user_id.is_not(None))
+                .order_by(Resident.household_id, Resident.id))).all():
+            first.setdefault(r.household_id, r)
+        out = [m for hid, r in first.items()
+               if (m := to_person(r, texts.household_nudge(r.household.label), kind="nudge",
+                                  dedup_key=f"nudge:{hid}:{period}",
+                                  fallback_channel=r.household.building.channel)) is not None]
+        n += len(out)
+        yield out
+    await record_run(tick.s, "nudge", period, now, {"messages": n})
+
+
+__all__ = ["router", "fallback_router", "record_report"]

@@ -1,41 +1,37 @@
-"""Helpers shared by the handlers: addressing, privacy of group lines, staff lookups, labels, audit.
+"""Helpers shared by the handlers: time, text, privacy of group lines, addressing a person, labels, audit.
 
-Reads that are not about conversations (staff of a grid, households at an address, room order)
-live in `storage/queries.py`; they are re-exported here for the handlers' convenience.
+Who is responsible for what (scope, alert chains, the household a message is about) is decided in
+handlers/people.py; reads that are not about conversations live in storage/queries.py.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.dispatch import Context
+from bot.dispatch import Context, Filter
 from bot.model import Outbound
 from handlers import texts
 from storage.models import (
     AuditEvent,
     Building,
-    Community,
-    Grid,
-    Household,
     Quarantine,
     Resident,
     Staff,
 )
-from storage.queries import staff_for_grid
+
+T = TypeVar("T")
+# Rows a timer writes per commit: large enough to be fast, small enough that a crash costs little.
+CHUNK = 1000
 
 # --- time -----------------------------------------------------------------------------------------
-
-def local_now(settings: Settings, now: datetime) -> datetime:
-    return now.astimezone(settings.tz)
-
 
 def local_date(settings: Settings, now: datetime) -> date:
     return now.astimezone(settings.tz).date()
@@ -57,6 +53,35 @@ def normalize_command(text: str) -> str:
     text = unicodedata.normalize("NFKC", text or "")
     text = text.replace("：", ":").replace("\u3000", " ")
     return re.sub(r"\s+", " ", text).strip()
+
+
+_CODE = re.compile(r"^([ER])\s*(\d+)\s*[,，:]?\s*(.*)$", re.I | re.S)
+
+
+def staff_command(*verbs: str, code: str | None = None) -> Filter:
+    """A filter for a staff member's private command that starts with one of `verbs`.
+
+    Gives the handler `verb` and `args`; with `code` ("E" or "R") it accepts only an argument that is
+    such a code, and gives `code` ("E23") and `note` (the rest, or None). Staff commands are private
+    only: in a building group a staff member is one of the neighbours.
+    """
+    pattern = re.compile(r"^(" + "|".join(map(re.escape, verbs)) + r")\s*:?\s*(.*)$", re.I | re.S)
+
+    def accept(ctx: Context) -> dict | bool:
+        if ctx.staff is None or ctx.inbound.is_group:
+            return False
+        m = pattern.match(normalize_command(ctx.text))
+        if not m:
+            return False
+        data: dict[str, Any] = {"verb": m.group(1), "args": m.group(2).strip()}
+        if code is not None:
+            c = _CODE.match(data["args"])
+            if not c or c.group(1).upper() != code:
+                return False
+            data.update(code=f"{code}{c.group(2)}", note=c.group(3).strip() or None)
+        return data
+
+    return accept
 
 
 def fmt_temp(t: float | None) -> str:
@@ -156,33 +181,16 @@ def compact(messages: Iterable[Outbound | None]) -> list[Outbound]:
     return [m for m in messages if m is not None]
 
 
-# --- staff ------------------------------------------------------------------------------------------
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
-async def grid_workers(session: AsyncSession, grid_id: int) -> list[Staff]:
-    return await staff_for_grid(session, grid_id, ("网格员",))
-
-
-def street_id_of(household: Household) -> int:
-    return household.building.grid.community.street_id
-
-
-async def grids_of(session: AsyncSession, staff: Staff) -> set[int]:
-    """The grid ids a staff member covers: their grids, every grid of their street, or (no grid and
-    no street on a scope: a district-wide role) every grid."""
-    grid_ids = {sc.grid_id for sc in staff.scopes if sc.grid_id is not None}
-    streets = {sc.street_id for sc in staff.scopes if sc.grid_id is None and sc.street_id is not None}
-    if any(sc.grid_id is None and sc.street_id is None for sc in staff.scopes):
-        return set((await session.scalars(select(Grid.id))).all())
-    if streets:
-        rows = await session.scalars(
-            select(Grid.id).join(Community, Grid.community_id == Community.id).where(Community.street_id.in_(streets)))
-        grid_ids |= set(rows.all())
-    return grid_ids
-
-
-def staff_title(staff: Staff) -> str:
-    return f"{staff.role}{staff.name}"
+async def group_buildings(session: AsyncSession) -> list[tuple[int, str, str | None]]:
+    """(id, chat id, channel) of every building that has a group chat."""
+    return [tuple(r) for r in (await session.execute(
+        select(Building.id, Building.chat_id, Building.channel)
+        .where(Building.chat_id.is_not(None)).order_by(Building.id))).all()]
 
 
 # --- households and residents -----------------------------------------------------------------------

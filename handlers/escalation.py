@@ -22,34 +22,35 @@ sends nothing twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.dispatch import UserError
+from bot.dispatch import Context, Router, Tick, UserError
 from bot.model import Outbound
-from handlers import texts
+from handlers import people, texts
 from handlers.common import (
-    active_quarantine,
     audit,
     category_label,
     compact,
     fmt_temp,
-    grids_of,
     hhmm,
     local_date,
-    staff_title,
-    street_id_of,
+    staff_command,
     to_person,
 )
+from handlers.people import MAX_LEVEL
 from storage.models import Escalation, Household, Resident, Staff
-from storage.queries import staff_for_grid, staff_for_street
 
 log = logging.getLogger(__name__)
+router = Router("escalation")
+# Staff verbs on escalations; included before the resident routers (handlers/__init__.py).
+commands = Router("escalation-commands")
 
-MAX_LEVEL = 2
 KINDS = ("fever", "symptom", "emergency", "missed")
 
 
@@ -61,41 +62,27 @@ def _deadline(settings: Settings, opened_at: datetime, level: int) -> datetime |
     return opened_at + steps[level]
 
 
-async def _team(session: AsyncSession, resident: Resident | None, day) -> list[int]:
-    """The 包保 staff of a key person or a person in quarantine; [] for anyone else."""
-    if resident is None:
-        return []
-    if not (resident.is_key_person or resident.category == "居家隔离"
-            or await active_quarantine(session, resident.id, day) is not None):
-        return []
-    return [sid for sid in (resident.cadre_id, resident.police_id, resident.medic_id) if sid]
+def _chain_of(settings: Settings, esc: Escalation, resident: Resident | None) -> dict:
+    return dict(resident=resident, day=local_date(settings, esc.opened_at),
+                street_id=esc.household.building.grid.community.street_id)
 
 
 async def recipients(session: AsyncSession, settings: Settings, esc: Escalation, level: int,
                      resident: Resident | None = None) -> list[Staff]:
-    """Everyone who is told of `esc` at `level` (cumulative), in a stable order, without repeats."""
+    """Everyone who is told of `esc` at `level` (handlers.people.chain decides)."""
     if resident is None and esc.resident_id:
         resident = await session.get(Resident, esc.resident_id)
-    household = esc.household
-    day = local_date(settings, esc.opened_at)
-    found: list[Staff] = list(await staff_for_grid(session, esc.grid_id, ["网格员"]))
-    for sid in await _team(session, resident, day):
-        s = await session.get(Staff, sid)
-        if s:
-            found.append(s)
-    if level >= 1:
-        found += await staff_for_grid(session, esc.grid_id, ["网格长"])
-        medic = await session.get(Staff, resident.medic_id) if resident and resident.medic_id else None
-        found += [medic] if medic else await staff_for_grid(session, esc.grid_id, ["医护"])
-    if level >= 2:
-        found += await staff_for_street(session, street_id_of(household), ["街道值班"])
-    seen: set[int] = set()
-    out = []
-    for s in found:
-        if s.id not in seen:
-            seen.add(s.id)
-            out.append(s)
-    return out
+    return await people.chain(session, esc.grid_id, level, **_chain_of(settings, esc, resident))
+
+
+@dataclass
+class Opened:
+    """What `open_escalation` did: the escalation, whether this call created it, who was told."""
+
+    escalation: Escalation
+    created: bool
+    recipients: list[Staff]
+    messages: list[Outbound]
 
 
 async def _alert_text(session: AsyncSession, settings: Settings, esc: Escalation, *, header: str) -> str:
@@ -134,8 +121,8 @@ async def open_escalation(
     inbound_id: int | None = None,
     dedup_key: str | None = None,
     reporter: Resident | None = None,
-) -> tuple[Escalation, list[Outbound]]:
-    """Opens (or, the same day, updates) an escalation and returns the staff messages to send.
+) -> Opened:
+    """Opens (or, the same day, updates) an escalation; returns it with the staff messages to send.
 
     `resident` is the person it concerns, when known; `reporter` the resident who wrote (for a
     family member or a neighbour), who is told when someone takes it on."""
@@ -149,9 +136,10 @@ async def open_escalation(
         .order_by(Escalation.id.desc()).limit(1))
     if existing is not None and (strict or existing.status != "closed"):
         if strict:
-            return existing, []
-        return existing, await _update(session, settings, now, existing, text=text, summary=summary,
-                                       temperature=temperature)
+            return Opened(existing, False, [], [])
+        told = await recipients(session, settings, existing, existing.level)
+        return Opened(existing, False, told, await _update(session, settings, now, existing, told, text=text,
+                                                           summary=summary, temperature=temperature))
     if existing is not None:  # the day's escalation was closed: a new report is a new case
         key = f"{key}#{existing.id}"
 
@@ -163,12 +151,8 @@ async def open_escalation(
                      inbound_id=inbound_id, dedup_key=key, opened_at=now)
     session.add(esc)
     await session.flush()
-    level = MAX_LEVEL if kind == "emergency" else 0
-    staff = await recipients(session, settings, esc, level, resident)
-    # Nobody at the bottom of the chain (a grid without a worker): start where someone will hear it.
-    while not staff and level < MAX_LEVEL:
-        level += 1
-        staff = await recipients(session, settings, esc, level, resident)
+    level, staff = await people.first_level(session, esc.grid_id, MAX_LEVEL if kind == "emergency" else 0,
+                                            **_chain_of(settings, esc, resident))
     esc.level = level
     esc.deadline_at = _deadline(settings, now, level)
     if not staff:
@@ -176,11 +160,11 @@ async def open_escalation(
     log.info("escalation %s opened: kind=%s household=%s level=%s recipients=%s",
              esc.code, kind, household.id, level, [s.id for s in staff])
     body = await _alert_text(session, settings, esc, header="")
-    return esc, _notify(staff, body, f"esc:{esc.id}:L{level}")
+    return Opened(esc, True, staff, _notify(staff, body, f"esc:{esc.id}:L{level}"))
 
 
-async def _update(session: AsyncSession, settings: Settings, now: datetime, esc: Escalation, *,
-                  text: str, summary: str, temperature: float | None) -> list[Outbound]:
+async def _update(session: AsyncSession, settings: Settings, now: datetime, esc: Escalation,
+                  staff: list[Staff], *, text: str, summary: str, temperature: float | None) -> list[Outbound]:
     worse = temperature is not None and (esc.temperature is None or temperature > esc.temperature + 0.05)
     esc.text = ((esc.text + "\n" if esc.text else "") + text)[-2000:]
     if summary:
@@ -189,7 +173,6 @@ async def _update(session: AsyncSession, settings: Settings, now: datetime, esc:
         return []
     before = esc.temperature
     esc.temperature = temperature
-    staff = await recipients(session, settings, esc, esc.level)
     if esc.status == "acked" and esc.acked_by:
         # the one on it must know; others were already told it is handled
         staff = [s for s in staff if s.id == esc.acked_by] or staff
@@ -229,6 +212,11 @@ async def escalate_due(session: AsyncSession, settings: Settings, now: datetime)
     return out
 
 
+@router.timer("escalation-sweep")
+async def escalation_sweep(tick: Tick) -> AsyncIterator[Sequence[Outbound]]:
+    yield await escalate_due(tick.s, tick.settings, tick.now)
+
+
 # --- acting on an escalation (staff commands) ---------------------------------------------------------
 
 
@@ -241,7 +229,7 @@ async def _get_for_staff(session: AsyncSession, settings: Settings, staff: Staff
     code = f"E{esc_id}"
     if esc is None:
         raise UserError(texts.NOT_FOUND_CODE.format(code=code))
-    if esc.grid_id in await grids_of(session, staff):
+    if (await people.scope_of(session, staff)).allows(esc.grid_id):
         return esc
     # 1+4 team members, the medic of the team and the street officer: whoever was told may act
     if staff.id in {s.id for s in await recipients(session, settings, esc, esc.level)}:
@@ -300,10 +288,14 @@ async def _told_of_progress(session: AsyncSession, esc: Escalation) -> Resident 
     return await session.get(Resident, rid) if rid else None
 
 
-def describe_level(staff: list[Staff]) -> str:
-    """'网格员张伟' or '网格员张伟、民警刘强' — how a resident hears who was told."""
-    return "、".join(staff_title(s) for s in staff[:3]) or "社区工作人员"
+@commands.message(staff_command("收到", code="E"))
+async def on_ack(ctx: Context) -> list[Outbound]:
+    return await ack_escalation(ctx.session, ctx.settings, ctx.now, ctx.staff, ctx.data["code"])
 
 
-__all__ = ["open_escalation", "escalate_due", "ack_escalation", "close_escalation", "recipients",
-           "describe_level", "MAX_LEVEL"]
+@commands.message(staff_command("完成", code="E"))
+async def on_close(ctx: Context) -> list[Outbound]:
+    return await close_escalation(ctx.session, ctx.settings, ctx.now, ctx.staff, ctx.data["code"], ctx.data["note"])
+
+
+__all__ = ["router", "commands", "Opened", "open_escalation", "escalate_due", "ack_escalation", "close_escalation", "recipients"]

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.dispatch import UserError
+from bot.dispatch import Context, Router, UserError
 from bot.model import Outbound
-from handlers import texts
-from handlers.common import (
-    audit,
-    grids_of,
-)
+from handlers import people, texts
+from handlers.common import audit, staff_command
 from storage.models import Building, Grid, Notice, Staff
 from storage.queries import natural_key
 
 log = logging.getLogger(__name__)
+commands = Router("notice-commands")
 
 ALL = ("全部", "所有", "全体")
 MY_GRID = ("网格", "本网格", "我的网格")
@@ -33,7 +32,7 @@ MY_GRID = ("网格", "本网格", "我的网格")
 
 async def buildings_for_scope(session: AsyncSession, staff: Staff, scope: str) -> list[Building]:
     """The groups a scope names, within what the staff member covers."""
-    grid_ids = await grids_of(session, staff)
+    grid_ids = (await people.scope_of(session, staff)).grid_ids
     if not grid_ids:
         return []
     rows = list((await session.scalars(select(Building).where(Building.grid_id.in_(grid_ids),
@@ -56,7 +55,7 @@ async def send_notice(session: AsyncSession, settings: Settings, now: datetime, 
                       text: str) -> tuple[Notice, list[Outbound]]:
     """Records a notice and returns one group message per building (kind "notice").
 
-    The caller enqueues the messages with `notice_id=notice.id` (bot.outbox.enqueue).
+    Each message carries `notice_id`, so what went to which groups can be looked up.
     """
     text = text.strip()
     if not text:
@@ -69,7 +68,19 @@ async def send_notice(session: AsyncSession, settings: Settings, now: datetime, 
     await session.flush()
     body = f"【通知】{text}\n—— {staff.role}{staff.name}"
     out = [Outbound(channel=b.channel, to_chat=b.chat_id, text=body, kind="notice",
-                    dedup_key=f"notice:{notice.id}:b{b.id}") for b in buildings]
+                    dedup_key=f"notice:{notice.id}:b{b.id}", notice_id=notice.id) for b in buildings]
     audit(session, now, staff, "notice.send", scope[:100], notice_id=notice.id, groups=len(out))
     log.info("notice %s by staff %s to %s groups", notice.id, staff.id, len(out))
     return notice, out
+
+
+@commands.message(staff_command("通知"))
+async def on_notice(ctx: Context) -> list[Outbound]:
+    """通知 3号楼|网格|全部 内容."""
+    # The notice keeps its own line breaks: take it from the raw text, not the folded command.
+    m = re.match(r"^\s*通知\s*[:：]?\s*(\S+)\s+(.+)$", ctx.text, re.S)
+    if not m:
+        raise UserError(texts.NOTICE_USAGE)
+    scope, text = unicodedata.normalize("NFKC", m.group(1)), m.group(2).strip()
+    _note, outs = await send_notice(ctx.session, ctx.settings, ctx.now, ctx.staff, scope, text)
+    return [*outs, ctx.reply(texts.NOTICE_OK.format(n=len(outs)))]

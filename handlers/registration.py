@@ -30,11 +30,10 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.dispatch import Context, Router
 from bot.model import Inbound, Outbound
-from handlers import texts
+from handlers import people, texts
 from handlers.common import (
     compact,
     find_address_in,
-    grid_workers,
     group_message,
     local_date,
     normalize_command,
@@ -42,8 +41,8 @@ from handlers.common import (
     to_sender,
 )
 from nlp import parse
-from storage.models import Building, Household, InboundMessage, Resident, Staff
-from storage.queries import households_at, split_label, staff_for_grid, staff_for_street
+from storage.models import Building, Household, InboundMessage, Resident
+from storage.queries import households_at, split_label
 
 log = logging.getLogger(__name__)
 router = Router("registration")
@@ -84,14 +83,8 @@ async def _alert_unregistered(ctx: Context, building: Building, emergency: bool,
                               private: bool = False) -> list[Outbound]:
     """A fever or emergency from someone the roster does not know: in a building group, or privately
     from someone whose address fits this building among others."""
-    s = ctx.session
-    staff = list(await grid_workers(s, building.grid_id))
-    if emergency:
-        staff += await staff_for_grid(s, building.grid_id, ["网格长", "医护"])
-        staff += await staff_for_street(s, building.grid.community.street_id, ["街道值班"])
-    if not staff:  # a grid without a worker: its leader, then the street
-        staff = list(await staff_for_grid(s, building.grid_id, ["网格长"])) or \
-            list(await staff_for_street(s, building.grid.community.street_id, ["街道值班"]))
+    _level, staff = await people.first_level(ctx.session, building.grid_id, people.MAX_LEVEL if emergency else 0,
+                                             street_id=building.grid.community.street_id)
     kind = "紧急求助" if emergency else "发热/不适报告"
     who = ctx.inbound.sender_name or ctx.inbound.sender_id
     where = f"私聊 {who}（住址可能在{building.name}）" if private else f"{building.name}群 {who}"
@@ -107,9 +100,6 @@ async def _alert_unregistered(ctx: Context, building: Building, emergency: bool,
     return compact(out)
 
 
-async def _street_duty_everywhere(ctx: Context) -> list[Staff]:
-    rows = await ctx.session.scalars(select(Staff).where(Staff.role == "街道值班").order_by(Staff.id))
-    return list(rows.all())
 
 
 
@@ -236,7 +226,7 @@ async def _ask(ctx: Context, pending: dict | None = None) -> list[Outbound]:
         text = (f"【紧急求助·{texts.UNREGISTERED}】私聊 {ctx.inbound.sender_name or ctx.inbound.sender_id}"
                 f"（{ctx.inbound.channel}）\n原话：“{ctx.text}”\n住址不明，请立即联系。")
         out += [to_person(st, text, kind="escalation", dedup_key=f"unreg:{ctx.inbound_id or ctx.inbound.msg_id}:s{st.id}")
-                for st in await _street_duty_everywhere(ctx)]
+                for st in await people.duty_everywhere(ctx.session)]
         out.append(to_sender(ctx, texts.REG_EMERGENCY))
         return compact(out + question)
     if ctx.inbound.is_group:
@@ -319,15 +309,13 @@ async def _bind(ctx: Context, household: Household, name: str) -> tuple[Resident
     log.info("bound sender on %s to household %s as resident %s", inbound.channel, household.id, resident.id)
     out: list[Outbound | None] = [to_sender(ctx, texts.REG_DONE.format(label=household.label, name=name))]
     note = texts.REG_TO_WORKER.format(label=household.label, name=name, channel=inbound.channel)
-    out += [to_person(w, note, kind="registration") for w in await grid_workers(s, household.building.grid_id)]
+    out += [to_person(w, note, kind="registration") for w in await people.grid_workers(s, household.building.grid_id)]
     return resident, compact(out)
 
 
 async def _replay(ctx: Context, row: InboundMessage, parsed: object) -> list[Outbound]:
-    """An earlier message of this sender (sent before they were bound), handled now as theirs."""
-    from handlers.checkin import record_report
-    from handlers.requests import request_from_message
-
+    """An earlier message of this sender (sent before they were bound), handled now as theirs,
+    through the dispatcher like any message of a known resident."""
     if getattr(parsed, "address", None) and dataclasses.is_dataclass(parsed):
         # an address in a message sent before binding was a registration attempt (maybe the wrong
         # one), not a neighbour's: the report is about the household just bound
@@ -337,10 +325,8 @@ async def _replay(ctx: Context, row: InboundMessage, parsed: object) -> list[Out
                       kind=row.kind, reply_to=None)
     sub = dataclasses.replace(ctx, inbound=earlier, inbound_id=row.id, parsed=parsed,
                               building=ctx.building if row.chat_id == ctx.inbound.chat_id else None)
-    if parsed.checkin is not None or parsed.emergency or parsed.fever:  # type: ignore[attr-defined]
-        return await record_report(sub)
-    if parsed.request and ctx.household is not None:  # type: ignore[attr-defined]
-        return await request_from_message(sub, ctx.household)
+    if parsed.checkin is not None or parsed.emergency or parsed.fever or parsed.request:  # type: ignore[attr-defined]
+        return await ctx.dispatch(sub)
     return []
 
 
@@ -452,13 +438,7 @@ async def on_unknown_sender(ctx: Context) -> list[Outbound]:
         return out
     ctx.resident, ctx.household = resident, household
     if has_report:
-        from handlers.checkin import record_report
-        from handlers.requests import request_from_message
-
-        if p.checkin is not None or p.emergency:
-            out += await record_report(ctx)
-        else:
-            out += await request_from_message(ctx, household)
+        out += await ctx.dispatch(ctx)
         if pending and pending.get("report_health") and not _is_health(p):
             out += await _stored_report(ctx, pending)
     elif pending:

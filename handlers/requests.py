@@ -13,19 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.dispatch import Context, Router, UserError
 from bot.model import Outbound
-from handlers import texts
+from handlers import people, texts
 from handlers.common import (
     audit,
     compact,
-    grids_of,
+    staff_command,
     to_person,
     to_sender,
 )
-from storage.models import Household, Resident, ServiceRequest, Staff
-from storage.queries import staff_for_grid
+from storage.models import Household, Resident, Role, ServiceRequest, Staff
 
 log = logging.getLogger(__name__)
 router = Router("requests")
+commands = Router("request-commands")
 
 CATEGORIES = ("groceries", "medicine", "garbage", "other")
 
@@ -46,7 +46,7 @@ async def create_request(session: AsyncSession, settings: Settings, now: datetim
                          created_at=now)
     session.add(req)
     await session.flush()
-    staff = await staff_for_grid(session, req.grid_id, ["网格员", "志愿者"])
+    staff = await people.staff_of_grid(session, req.grid_id, (Role.WORKER, Role.VOLUNTEER))
     msg = texts.REQUEST_TO_STAFF.format(cat=texts.REQUEST_ZH[category], code=req.code, label=household.label,
                                         name=resident.name if resident else "", items=_items_text(req),
                                         text=text)
@@ -65,17 +65,15 @@ async def request_from_message(ctx: Context, household: Household) -> list[Outbo
     return out
 
 
-def _is_request_only(ctx: Context) -> bool:
+def _is_request(ctx: Context) -> bool:
     p = ctx.parsed
-    return bool(ctx.resident is not None and p is not None and p.request and not p.emergency
-                and p.checkin is None)
+    return bool(ctx.resident is not None and p is not None and p.request)
 
 
-@router.message(_is_request_only)
+@router.message(_is_request)
 async def on_request(ctx: Context) -> list[Outbound]:
-    from handlers.checkin import target_household  # shared with check-ins: "帮3-2-502买菜"
-
-    household, problem = await target_household(ctx)
+    """A request alone, or the request part of a report (handlers.checkin passes it on)."""
+    household, problem = await people.message_household(ctx)
     if household is None:
         return [to_sender(ctx, problem)]
     return await request_from_message(ctx, household)
@@ -92,7 +90,7 @@ async def _get_for_staff(session: AsyncSession, staff: Staff, code: str) -> Serv
     req = await session.get(ServiceRequest, req_id)
     if req is None:
         raise UserError(texts.NOT_FOUND_CODE.format(code=f"R{req_id}"))
-    if req.grid_id not in await grids_of(session, staff):
+    if not (await people.scope_of(session, staff)).allows(req.grid_id):
         raise UserError(texts.OUT_OF_SCOPE.format(code=req.code))
     return req
 
@@ -135,3 +133,13 @@ async def finish_request(session: AsyncSession, settings: Settings, now: datetim
         out.append(to_person(resident, texts.REQUEST_DONE.format(
             cat=texts.REQUEST_ZH[req.category], code=req.code, note=note or ""), dedup_key=f"req:{req.id}:done"))
     return compact(out)
+
+
+@commands.message(staff_command("接单", code="R"))
+async def on_take(ctx: Context) -> list[Outbound]:
+    return await take_request(ctx.session, ctx.settings, ctx.now, ctx.staff, ctx.data["code"])
+
+
+@commands.message(staff_command("完成", code="R"))
+async def on_done(ctx: Context) -> list[Outbound]:
+    return await finish_request(ctx.session, ctx.settings, ctx.now, ctx.staff, ctx.data["code"], ctx.data["note"])

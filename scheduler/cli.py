@@ -31,22 +31,25 @@ def cli_jobs(args: Any) -> int:
         if args.name not in JOB_NAMES:
             print(f"unknown job {args.name!r}; jobs: {', '.join(JOB_NAMES)}", file=sys.stderr)
             return 2
-        n = asyncio.run(_run(settings, args.name))
+        fired = asyncio.run(_run(settings, args.name))
+        n = fired.messages
         # Delivery is the outbox sender's: a running `gridbot serve` picks these up within seconds.
         print(f"{args.name}: {n} message{'s' if n != 1 else ''} queued")
+        for note in fired.notes:
+            print(f"  {note}")
         return 0
     print(f"unknown jobs command {args.jobs_command!r}; use list or run", file=sys.stderr)
     return 2
 
 
-async def _run(settings: Any, name: str) -> int:
+async def _run(settings: Any, name: str) -> Any:
     from bot.clock import Clock
     from bot.runtime import Runtime
-    from scheduler.jobs import run_job
+    from scheduler.jobs import run_job_detail
     from storage.db import Database
 
     db = Database(settings.database_url)
     try:
-        return await run_job(name, Runtime(settings=settings, db=db, clock=Clock(settings.tz)))
+        return await run_job_detail(name, Runtime(settings=settings, db=db, clock=Clock(settings.tz)))
     finally:
         await db.dispose()

@@ -12,16 +12,14 @@ on that date), `missed_reports` (missed-report escalations opened that local dat
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
+from typing import TypedDict
 
-from sqlalchemy import distinct, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, distinct, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from storage.models import (
     Building,
     CheckIn,
@@ -34,9 +32,67 @@ from storage.models import (
 )
 from storage.queries import natural_key
 
-FIELDS = ("grid", "households", "reported", "safe", "abnormal", "unreported", "fevers", "quarantined",
-          "missed_reports", "open_escalations", "open_requests")
 UNREPORTED_SHOWN = 30
+
+
+class GridLedger(TypedDict):
+    """One grid's day (the `G` of `gridbot ledger --json` and `/api/ledger`)."""
+
+    grid: str
+    households: int
+    reported: int
+    safe: int
+    abnormal: int
+    unreported: list[str]
+    fevers: int
+    quarantined: int
+    missed_reports: int
+    open_escalations: int
+    open_requests: int
+
+
+class Ledger(TypedDict):
+    date: str
+    grids: list[GridLedger]
+
+
+def reported_on(day: date) -> ColumnElement[bool]:
+    """THE rule of what counts as reported: any check-in for the household on that local date.
+
+    Every count of reported households (the ledger, 未报, the midday progress, the nudges, the web
+    chart) filters `Household` rows with this condition.
+    """
+    return exists().where(CheckIn.household_id == Household.id, CheckIn.date == day)
+
+
+async def reported_households(session: AsyncSession, grid_ids: Iterable[int] | None, day: date, *,
+                              by: ColumnElement | None = None) -> dict[int, int]:
+    """Reported households per grid (or per `by`, e.g. `Household.building_id`); None: all grids."""
+    key = Building.grid_id if by is None else by
+    q = (select(key, func.count(Household.id)).join(Building, Building.id == Household.building_id)
+         .where(reported_on(day)).group_by(key))
+    if grid_ids is not None:
+        q = q.where(Building.grid_id.in_(list(grid_ids)))
+    return {k: int(n) for k, n in (await session.execute(q)).all()}
+
+
+async def household_counts(session: AsyncSession, grid_ids: Iterable[int] | None, *,
+                           by: ColumnElement | None = None) -> dict[int, int]:
+    """Households per grid (or per `by`)."""
+    key = Building.grid_id if by is None else by
+    q = select(key, func.count(Household.id)).join(Building, Building.id == Household.building_id).group_by(key)
+    if grid_ids is not None:
+        q = q.where(Building.grid_id.in_(list(grid_ids)))
+    return {k: int(n) for k, n in (await session.execute(q)).all()}
+
+
+async def unreported_households(session: AsyncSession, grid_ids: Iterable[int] | None, day: date) -> list[Household]:
+    """The households of these grids with no report that day, in natural order."""
+    q = select(Household).join(Building, Building.id == Household.building_id).where(~reported_on(day))
+    if grid_ids is not None:
+        q = q.where(Building.grid_id.in_(list(grid_ids)))
+    rows = (await session.scalars(q)).unique().all()
+    return sorted(rows, key=lambda h: natural_key(h.label))
 
 
 class UnknownGrid(LookupError):
@@ -47,21 +103,21 @@ def _label(number: str, unit: str, room: str) -> str:
     return f"{number}-{unit}-{room}" if unit else f"{number}-{room}"
 
 
-def _day_bounds(day: date, settings: Settings) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), settings.tz)
+def _day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tz)
     return start.astimezone(timezone.utc), (start + timedelta(days=1)).astimezone(timezone.utc)
 
 
-async def compute_ledger(session: AsyncSession, day: date, settings: Settings,
-                         grid_names: list[str] | None = None, now: datetime | None = None) -> dict:
-    """`{"date": "YYYY-MM-DD", "grids": [G, ...]}`; raises UnknownGrid for a name not stored.
-
-    `now` is accepted for callers driven by a clock; the open counts are the database's state as it
-    is, which is what "now" means for them.
-    """
+async def compute_ledger(session: AsyncSession, day: date, tz: tzinfo, grid_names: list[str] | None = None,
+                         *, grid_ids: Iterable[int] | None = None) -> Ledger:
+    """`{"date": "YYYY-MM-DD", "grids": [G, ...]}` of the named grids (or ids; neither: all grids);
+    raises UnknownGrid for a name not stored. The open counts are the database's state now."""
     q = select(Grid.id, Grid.name)
     if grid_names is not None:
         q = q.where(Grid.name.in_(grid_names))
+    elif grid_ids is not None:
+        grid_ids = list(grid_ids)
+        q = q.where(Grid.id.in_(grid_ids))
     grids = dict((await session.execute(q)).all())
     if grid_names is not None:
         missing = sorted(set(grid_names) - set(grids.values()))
@@ -72,21 +128,19 @@ async def compute_ledger(session: AsyncSession, day: date, settings: Settings,
     async def grouped(stmt) -> dict[int, int]:
         return {gid: int(n) for gid, n in (await session.execute(stmt)).all()}
 
+    subset = grid_names is not None or grid_ids is not None
+
     def in_grids(col):
         # Filtering on the ids is only needed for a subset; for all grids it would just bloat SQL.
-        return col.in_(ids) if grid_names is not None else true()
+        return col.in_(ids) if subset else true()
 
-    households = await grouped(
-        select(Building.grid_id, func.count(Household.id))
-        .join(Household, Household.building_id == Building.id)
-        .where(in_grids(Building.grid_id)).group_by(Building.grid_id))
+    households = await household_counts(session, ids if subset else None)
     day_checkins = (select(Building.grid_id.label("grid_id"), CheckIn.household_id, CheckIn.status,
                            CheckIn.fever, CheckIn.person)
                     .join(Household, Household.id == CheckIn.household_id)
                     .join(Building, Building.id == Household.building_id)
                     .where(CheckIn.date == day, in_grids(Building.grid_id))).subquery()
-    reported = await grouped(select(day_checkins.c.grid_id, func.count(distinct(day_checkins.c.household_id)))
-                             .group_by(day_checkins.c.grid_id))
+    reported = await reported_households(session, ids if subset else None, day)
     abnormal = await grouped(select(day_checkins.c.grid_id, func.count(distinct(day_checkins.c.household_id)))
                              .where(day_checkins.c.status == "abnormal").group_by(day_checkins.c.grid_id))
     fever_people = (select(day_checkins.c.grid_id, day_checkins.c.household_id, day_checkins.c.person)
@@ -97,13 +151,12 @@ async def compute_ledger(session: AsyncSession, day: date, settings: Settings,
     rows = await session.execute(
         select(Building.grid_id, Building.number, Household.unit, Household.room)
         .join(Household, Household.building_id == Building.id)
-        .where(in_grids(Building.grid_id),
-               ~exists().where(CheckIn.household_id == Household.id, CheckIn.date == day)))
+        .where(in_grids(Building.grid_id), ~reported_on(day)))
     for gid, number, unit, room in rows.all():
         unreported.setdefault(gid, []).append(_label(number, unit, room))
 
     # Active on `day`: started, not past its last day, and not released before the day began.
-    day_start, day_end = _day_bounds(day, settings)
+    day_start, day_end = _day_bounds(day, tz)
     longest = await session.scalar(select(func.max(Quarantine.days))) or 0
     quarantined: dict[int, int] = {}
     if longest:
@@ -130,7 +183,7 @@ async def compute_ledger(session: AsyncSession, day: date, settings: Settings,
         .where(ServiceRequest.status.in_(("open", "taken")), in_grids(ServiceRequest.grid_id))
         .group_by(ServiceRequest.grid_id))
 
-    out = []
+    out: list[GridLedger] = []
     for gid in sorted(ids, key=lambda g: natural_key(grids[g])):
         rep = reported.get(gid, 0)
         ab = abnormal.get(gid, 0)
@@ -150,7 +203,7 @@ async def compute_ledger(session: AsyncSession, day: date, settings: Settings,
     return {"date": day.isoformat(), "grids": out}
 
 
-def format_grid_ledger(g: dict, day: date) -> str:
+def format_grid_ledger(g: GridLedger, day: date) -> str:
     """A short text for a grid worker's private chat; counts and room numbers only, no names."""
     rate = f"（{g['reported'] * 100 // g['households']}%）" if g["households"] else ""
     lines = [
@@ -172,7 +225,7 @@ def format_grid_ledger(g: dict, day: date) -> str:
 HEADERS = ("网格", "户数", "已报", "平安", "异常", "未报", "发热", "隔离中", "漏报", "未结预警", "未完成服务")
 
 
-def format_table(ledger: dict) -> str:
+def format_table(ledger: Ledger) -> str:
     """The terminal form of `gridbot ledger`: one line a grid, then the unreported rooms."""
     import unicodedata
 
@@ -197,7 +250,7 @@ def format_table(ledger: dict) -> str:
     return "\n".join(lines)
 
 
-def write_ledger_xlsx(ledger: dict, path: str | Path) -> None:
+def write_ledger_xlsx(ledger: Ledger, path: str | Path) -> None:
     """Sheet 汇总: one row a grid; sheet 未报户: one row an unreported household."""
     import openpyxl
     from openpyxl.styles import Font
@@ -227,45 +280,19 @@ def write_ledger_xlsx(ledger: dict, path: str | Path) -> None:
     wb.save(path)
 
 
-# --- the command ----------------------------------------------------------------------------------
+# --- the same rule over a range of days, for any condition on Building (the web chart) ------------------
 
 
-def cli_ledger(args) -> int:
-    from bot.config import load_settings
-
-    settings = load_settings()
-    if args.date:
-        try:
-            day = date.fromisoformat(args.date)
-        except ValueError:
-            print(f"日期格式应为 YYYY-MM-DD: {args.date!r}", file=sys.stderr)
-            return 2
-    else:
-        day = datetime.now(settings.tz).date()
-    return asyncio.run(_cli_ledger(args, settings, day))
+async def household_counts_where(session: AsyncSession, cond: ColumnElement[bool]) -> int:
+    return await session.scalar(select(func.count(Household.id)).join(Building, Building.id == Household.building_id)
+                                .where(cond)) or 0
 
 
-async def _cli_ledger(args, settings: Settings, day: date) -> int:
-    from storage.db import Database
-    from storage.roster import SchemaMissing, ensure_schema
-
-    db = Database(settings.database_url)
-    try:
-        await ensure_schema(db)
-        async with db.session() as s:
-            ledger = await compute_ledger(s, day, settings, [args.grid] if args.grid else None,
-                                          now=datetime.now(settings.tz))
-    except (SchemaMissing, UnknownGrid) as exc:
-        print(str(exc).strip("'\""), file=sys.stderr)
-        return 2
-    finally:
-        await db.dispose()
-    if args.xlsx:
-        write_ledger_xlsx(ledger, args.xlsx)
-    if args.json:
-        print(json.dumps(ledger, ensure_ascii=False, indent=2))
-    else:
-        print(format_table(ledger))
-        if args.xlsx:
-            print(f"已导出 {args.xlsx}")
-    return 0
+async def reported_per_day(session: AsyncSession, cond: ColumnElement[bool], first: date, last: date) -> dict[date, int]:
+    """Reported households (any check-in that date: `reported_on`) for each day of [first, last]."""
+    rows = await session.execute(
+        select(CheckIn.date, func.count(distinct(CheckIn.household_id)))
+        .join(Household, Household.id == CheckIn.household_id)
+        .join(Building, Building.id == Household.building_id)
+        .where(cond, CheckIn.date >= first, CheckIn.date <= last).group_by(CheckIn.date))
+    return {d: int(n) for d, n in rows.all()}

@@ -130,7 +130,23 @@ class Household(Base):
 
 
 CATEGORIES = ("常住", "外来", "居家隔离", "重点人员")
-ROLES = ("网格员", "网格长", "街道干部", "民警", "医护", "志愿者", "街道值班")
+
+
+class Role:
+    """The staff roles of the roster's 角色 column, defined once."""
+
+    WORKER = "网格员"
+    GRID_LEADER = "网格长"
+    CADRE = "街道干部"
+    POLICE = "民警"
+    MEDIC = "医护"
+    VOLUNTEER = "志愿者"
+    DUTY = "街道值班"
+
+
+ROLES = (Role.WORKER, Role.GRID_LEADER, Role.CADRE, Role.POLICE, Role.MEDIC, Role.VOLUNTEER, Role.DUTY)
+# Roles whose 负责 may name a street (or the whole district); every other role reaches only its grids.
+STREET_ROLES = (Role.DUTY, Role.CADRE)
 CHANNELS = ("wecom", "aibot", "bridge", "console")
 
 

@@ -1,15 +1,18 @@
-"""Small shared reads: who is responsible for a grid or street, which grid a household is in,
-which household an address means, and the natural order of room labels."""
+"""Small shared reads and writes: which household an address means, the natural order of room
+labels, inserts that ignore conflicts on both databases, and the marks jobs leave when they ran.
+Who is responsible for what is decided in handlers/people.py."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Building, Grid, Household, Staff, StaffScope
+from storage.models import Building, Household, JobRun
 
 _NUM = re.compile(r"(\d+)")
 
@@ -17,31 +20,6 @@ _NUM = re.compile(r"(\d+)")
 def natural_key(label: str) -> tuple:
     """"3-2-502" before "3-10-101", "10号楼" after "9号楼": digit runs compare as numbers."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in _NUM.split(label) if p)
-
-
-async def staff_for_grid(session: AsyncSession, grid_id: int, roles: Sequence[str]) -> list[Staff]:
-    """Staff with a scope on this grid and one of these roles, oldest first."""
-    rows = await session.scalars(
-        select(Staff).join(StaffScope, StaffScope.staff_id == Staff.id)
-        .where(StaffScope.grid_id == grid_id, Staff.role.in_(roles)).distinct().order_by(Staff.id))
-    return list(rows.all())
-
-
-async def staff_for_street(session: AsyncSession, street_id: int, roles: Sequence[str]) -> list[Staff]:
-    """Staff with a scope on this street (not on one of its grids) and one of these roles."""
-    rows = await session.scalars(
-        select(Staff).join(StaffScope, StaffScope.staff_id == Staff.id)
-        .where(StaffScope.street_id == street_id, Staff.role.in_(roles)).distinct().order_by(Staff.id))
-    return list(rows.all())
-
-
-async def grid_of_household(session: AsyncSession, household_id: int) -> Grid:
-    grid = await session.scalar(
-        select(Grid).join(Building, Building.grid_id == Grid.id)
-        .join(Household, Household.building_id == Building.id).where(Household.id == household_id))
-    if grid is None:
-        raise LookupError(f"household {household_id} not found")
-    return grid
 
 
 def split_label(label: str) -> tuple[str, str, str] | None:
@@ -94,22 +72,17 @@ async def households_at(session: AsyncSession, address: str, *, building: Buildi
     return rows
 
 
-async def find_household(session: AsyncSession, label: str, near: Building | None = None) -> Household | None:
-    """The one household an address means, or None.
+def insert_for(session: AsyncSession, table: Any) -> Any:
+    """INSERT with ON CONFLICT support on both SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
-    Several communities may each have a "3号楼"; with `near` (the building of the group the
-    message came from) the one in the same community wins. Without a way to choose between two
-    candidates the answer is None: binding a resident to the wrong household is worse than asking.
-    """
-    rows = await households_at(session, label)
-    if len(rows) <= 1:
-        return rows[0] if rows else None
-    if near is not None:
-        for h in rows:
-            if h.building_id == near.id:
-                return h
-        community_id = await session.scalar(select(Grid.community_id).where(Grid.id == near.grid_id))
-        same = [h for h in rows if h.building.grid.community_id == community_id]
-        if len(same) == 1:
-            return same[0]
-    return None
+
+async def record_run(session: AsyncSession, job: str, period: str, now: datetime, detail: dict) -> None:
+    """Marks that a job ran for a period (a fire time, a day); a second mark is ignored."""
+    await session.execute(insert_for(session, JobRun.__table__).values(
+        job=job, period=period, ran_at=now, detail=detail).on_conflict_do_nothing(index_elements=["job", "period"]))
+
+
+async def has_run(session: AsyncSession, job: str, period: str) -> bool:
+    return await session.scalar(select(JobRun.id).where(JobRun.job == job, JobRun.period == period)) is not None

@@ -36,6 +36,7 @@ from storage.models import (
     CATEGORIES,
     CHANNELS,
     ROLES,
+    STREET_ROLES,
     AuditEvent,
     Building,
     Community,
@@ -69,7 +70,6 @@ REQUIRED = {
     SHEET_STAFF: ("姓名", "角色", "微信ID"),
     SHEET_RESIDENTS: ("楼栋", "房号", "姓名"),
 }
-STREET_ROLES = ("街道值班", "街道干部")
 DISTRICT = "全区"
 BATCH = 5000
 
@@ -309,10 +309,6 @@ class ResidentRec:
     cadre: str | None
     police: str | None
     medic: str | None
-
-    @property
-    def household_key(self) -> tuple[str, str, str]:
-        return (self.building, self.unit, self.room)
 
     @property
     def key(self) -> tuple[str, str, str, str]:

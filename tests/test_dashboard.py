@@ -16,9 +16,11 @@ from sqlalchemy import select, update
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.dashboard import COOKIE, mask_phone, setup_dashboard
 from bot.runtime import Runtime
 from bot.state import MemoryState
+from bot.web import setup_web
+from bot.web.auth import COOKIE
+from bot.web.common import mask_phone
 from storage.db import Database
 from storage.models import (
     AuditEvent,
@@ -141,7 +143,7 @@ def make_client(aiohttp_client, clock):
     async def make(db: Database, state: MemoryState | None = None):
         rt = make_runtime(db, clock, state)
         app = web.Application()
-        setup_dashboard(app, rt)
+        setup_web(app, rt)
         return await aiohttp_client(app)
 
     return make
@@ -435,7 +437,7 @@ async def test_browser_renders_the_ledger(sqlite_db, clock, tmp_path, unused_tcp
     await seed(sqlite_db)
     rt = make_runtime(sqlite_db, clock)
     app = web.Application()
-    setup_dashboard(app, rt)
+    setup_web(app, rt)
 
     async def test_login(request: web.Request) -> web.StreamResponse:
         # Test-only: logs in through the real endpoint, then hands the cookie to the browser.

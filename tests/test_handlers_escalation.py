@@ -155,11 +155,14 @@ async def test_missed_report_with_dedup_key_opens_once(any_bot):
         r = await s.get(Resident, tb.seed.ids["chenjing"])
         h = await s.get(Household, r.household_id)
         key = f"missed:{r.id}:2026-02-10:am"
-        e1, out1 = await open_escalation(s, tb.settings, tb.clock.now(), kind="missed", household=h, resident=r,
-                                         text="", summary="上午体温未报（已提醒2次）", dedup_key=key)
-        e2, out2 = await open_escalation(s, tb.settings, tb.clock.now(), kind="missed", household=h, resident=r,
-                                         text="", summary="上午体温未报（已提醒2次）", dedup_key=key)
-        assert e1.id == e2.id and out2 == []
+        first = await open_escalation(s, tb.settings, tb.clock.now(), kind="missed", household=h, resident=r,
+                                      text="", summary="上午体温未报（已提醒2次）", dedup_key=key)
+        again = await open_escalation(s, tb.settings, tb.clock.now(), kind="missed", household=h, resident=r,
+                                      text="", summary="上午体温未报（已提醒2次）", dedup_key=key)
+        assert first.created and not again.created
+        assert first.escalation.id == again.escalation.id and again.messages == []
+        out1 = first.messages
+        assert {st.channel_user_id for st in first.recipients} == {o.to_user for o in out1}
         assert {o.to_user for o in out1} == {"zhangwei", "zhoutao", "wangjing", "huangyi"}
         assert all("未按时报告" in o.text for o in out1)
         assert await s.scalar(select(func.count(Escalation.id))) == 1

@@ -94,7 +94,7 @@ async def _seed(db) -> dict:
 async def test_ledger_counts(db):
     labels = await _seed(db)
     async with db.session() as s:
-        ledger = await compute_ledger(s, DAY, SETTINGS, now=at(DAY, 21))
+        ledger = await compute_ledger(s, DAY, SETTINGS.tz)
     assert ledger["date"] == "2026-02-10"
     g1, g2 = ledger["grids"]
     assert g1["grid"] == G1 and g2["grid"] == G2
@@ -113,9 +113,9 @@ async def test_ledger_counts(db):
 async def test_ledger_on_other_days(db):
     await _seed(db)
     async with db.session() as s:
-        day14 = await compute_ledger(s, date(2026, 2, 14), SETTINGS, [G1])
-        day15 = await compute_ledger(s, date(2026, 2, 15), SETTINGS, [G1])
-        day9 = await compute_ledger(s, DAY - timedelta(days=1), SETTINGS, [G1])
+        day14 = await compute_ledger(s, date(2026, 2, 14), SETTINGS.tz, [G1])
+        day15 = await compute_ledger(s, date(2026, 2, 15), SETTINGS.tz, [G1])
+        day9 = await compute_ledger(s, DAY - timedelta(days=1), SETTINGS.tz, [G1])
     # 02-14: 02-01 (its 14th and last day), 02-05, 02-11; the one released on 02-10 is gone.
     assert day14["grids"][0]["quarantined"] == 3
     assert day15["grids"][0]["quarantined"] == 2
@@ -128,10 +128,10 @@ async def test_ledger_on_other_days(db):
 async def test_ledger_for_one_grid_and_unknown_grid(db):
     await _seed(db)
     async with db.session() as s:
-        one = await compute_ledger(s, DAY, SETTINGS, [G2])
+        one = await compute_ledger(s, DAY, SETTINGS.tz, [G2])
         assert [g["grid"] for g in one["grids"]] == [G2]
         with pytest.raises(UnknownGrid, match="没有这个网格"):
-            await compute_ledger(s, DAY, SETTINGS, ["不存在网格"])
+            await compute_ledger(s, DAY, SETTINGS.tz, ["不存在网格"])
 
 
 def _g(**kw) -> dict:

@@ -1,19 +1,13 @@
-"""storage.queries: staff for a grid or street, a household's grid, addresses, natural room order."""
+"""storage.queries and handlers.people: staff for a grid or street, scope, addresses, natural room order."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from storage.models import Building, Community, Grid, Household, Street
-from storage.queries import (
-    find_household,
-    grid_of_household,
-    natural_key,
-    split_label,
-    staff_for_grid,
-    staff_for_street,
-)
+from handlers.people import chain, scope_of, staff_of_grid, staff_of_street
+from storage.models import Community, Grid, Staff, StaffScope, Street
+from storage.queries import households_at, natural_key, split_label
 from storage.roster import import_roster
 from tests.test_roster import EXAMPLE, OPTS
 
@@ -38,38 +32,41 @@ async def test_staff_and_grid_lookups(db):
     async with db.session() as s:
         g1 = await s.scalar(select(Grid).where(Grid.name == "成丰一网格"))
         g2 = await s.scalar(select(Grid).where(Grid.name == "成丰二网格"))
-        workers = await staff_for_grid(s, g1.id, ("网格员",))
+        workers = await staff_of_grid(s, g1.id, ("网格员",))
         assert [w.channel_user_id for w in workers] == ["zhangwei"]
-        chain = await staff_for_grid(s, g2.id, ("网格长", "医护"))
-        assert sorted(w.channel_user_id for w in chain) == ["lina", "yangjing"]
+        leaders = await staff_of_grid(s, g2.id, ("网格长", "医护"))
+        assert sorted(w.channel_user_id for w in leaders) == ["lina", "yangjing"]
         street = await s.scalar(select(Street))
-        duty = await staff_for_street(s, street.id, ("街道值班",))
+        duty = await staff_of_street(s, street.id, ("街道值班",))
         assert [d.channel_user_id for d in duty] == ["zhouqiang"]
-        assert await staff_for_street(s, street.id, ("网格员",)) == []
+        assert await staff_of_street(s, street.id, ("网格员",)) == []
+        # the chain is cumulative: level 2 has the grid's worker, its leader and medic, the street's duty
+        top = {st.channel_user_id for st in await chain(s, g2.id, 2)}
+        assert {"lina", "yangjing", "zhouqiang"} <= top
+        assert {st.channel_user_id for st in await chain(s, g2.id, 0)} < top
 
-        h = await find_household(s, "3-2-301")
-        assert h is not None and h.label == "3-2-301"
-        assert (await grid_of_household(s, h.id)).id == g2.id
-        courtyard = await find_household(s, "5-12")
-        assert courtyard is not None and courtyard.unit == "" and courtyard.room == "12"
-        assert await find_household(s, "3-9-301") is None
-        assert await find_household(s, "不是地址") is None
-        with pytest.raises(LookupError):
-            await grid_of_household(s, 999999)
+        found = await households_at(s, "3-2-301")
+        assert [h.label for h in found] == ["3-2-301"]
+        assert found[0].building.grid_id == g2.id
+        courtyard = await households_at(s, "5-12")
+        assert courtyard and courtyard[0].unit == "" and courtyard[0].room == "12"
+        assert await households_at(s, "3-9-301") == []
+        assert await households_at(s, "不是地址") == []
 
 
-async def test_find_household_prefers_the_nearby_community(db):
+async def test_one_scope_rule_for_chat_and_web(db):
+    """A grid role never reaches beyond its grids, even with a district-wide scope row; a street
+    role with one covers every grid."""
     async with db.session() as s:
         street = Street(name="街道")
-        for cname in ("甲社区", "乙社区"):
-            grid = Grid(name=f"{cname}网格", community=Community(name=cname, street=street))
-            s.add(Household(building=Building(name=f"{cname}3号楼", number="3", grid=grid, chat_id=f"c-{cname}"),
-                            unit="2", room="501"))
-            s.add(Building(name=f"{cname}8号楼", number="8", grid=grid, chat_id=f"c8-{cname}"))
-    async with db.session() as s:
-        near = await s.scalar(select(Building).where(Building.name == "乙社区8号楼"))
-        h = await find_household(s, "3-2-501", near=near)
-        assert h is not None and h.building.name == "乙社区3号楼"
-        # Two candidates and nothing to choose by: better to ask than to guess.
-        assert await find_household(s, "3-2-501") is None
-        assert (await s.scalar(select(Household).where(Household.id == h.id))).label == "3-2-501"
+        grids = [Grid(name=f"{n}网格", community=Community(name=f"{n}社区", street=street)) for n in "甲乙"]
+        s.add_all(grids)
+        await s.flush()
+        worker = Staff(name="甲", role="网格员", channel="console", channel_user_id="w",
+                       scopes=[StaffScope(grid_id=grids[0].id), StaffScope()])
+        duty = Staff(name="乙", role="街道值班", channel="console", channel_user_id="d", scopes=[StaffScope()])
+        s.add_all([worker, duty])
+        await s.flush()
+        assert (await scope_of(s, worker)).grid_ids == {grids[0].id}
+        scope = await scope_of(s, duty)
+        assert scope.district and scope.grid_ids == {g.id for g in grids}

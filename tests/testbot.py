@@ -152,18 +152,19 @@ class TestBot:
         await self._collect()
         return rows
 
-    async def sweep(self) -> list[OutboundMessage]:
-        """The scheduler's escalation sweep at the clock's now, delivered."""
-        from bot.outbox import enqueue
-        from handlers.escalation import escalate_due
+    async def tick(self, name: str) -> list[OutboundMessage]:
+        """Fires the scheduler's timer `name` at the clock's now through the real path; returns
+        what it sent, delivered."""
+        from scheduler.jobs import run_job
 
-        async with self.db.session() as s:
-            outs = await escalate_due(s, self.settings, self.clock.now())
-            rows = await enqueue(s, outs, self.clock.now())
-            ids = [r.id for r in rows]
+        mark = self.sent[-1].id if self.sent else 0
+        await run_job(name, self.rt, self.clock.now())
         await self.rt.sender.deliver_due()
-        got = await self._collect()
-        return [r for r in got if r.id in ids]
+        return [r for r in await self._collect() if r.id > mark]
+
+    async def sweep(self) -> list[OutboundMessage]:
+        """The escalation sweep at the clock's now, delivered."""
+        return await self.tick("escalation-sweep")
 
     async def _collect(self) -> list[OutboundMessage]:
         last = self.sent[-1].id if self.sent else 0

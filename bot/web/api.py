@@ -1,0 +1,228 @@
+"""The JSON API behind the web page: ledger, escalations, requests, residents, quarantines, rates.
+
+Every route takes the logged-in `Viewer` (bot/web/auth.py) and answers only within its scope
+(handlers/people.py: the same rule as the chat commands). Scope is read from the database on each
+request, so a roster change applies at once. The API shows health details to staff in scope (that
+is its purpose); nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.common import (
+    JSON_HEADERS,
+    ApiError,
+    Viewer,
+    int_param,
+    json_response,
+    label_of,
+    local_iso,
+    mask_phone,
+    parse_date,
+)
+from storage.ledger import Ledger, compute_ledger, household_counts_where, reported_per_day, write_ledger_xlsx
+from storage.models import Building, Escalation, Grid, Household, Quarantine, Resident, ServiceRequest, Staff
+from storage.queries import natural_key
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000
+MAX_RATE_DAYS = 92
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ESCALATION_STATUSES = ("open", "acked", "closed")
+REQUEST_STATUSES = ("open", "taken", "done", "cancelled")
+
+
+class Api:
+    def __init__(self, runtime: Any):
+        self.rt = runtime
+
+    def now(self) -> datetime:
+        return self.rt.clock.now().astimezone(self.rt.settings.tz)
+
+    def today(self) -> date:
+        return self.now().date()
+
+    def local_iso(self, when: datetime | None) -> str | None:
+        return local_iso(when, self.rt.settings.tz)
+
+    async def grid_param(self, s: AsyncSession, viewer: Viewer, request: web.Request) -> int | None:
+        name = request.query.get("grid", "").strip()
+        if not name:
+            return None
+        gid = await s.scalar(select(Grid.id).where(Grid.name == name))
+        if gid is None:
+            raise ApiError(404, f"没有这个网格: {name}")
+        if not viewer.scope.allows(gid):
+            raise ApiError(403, "无权查看这个网格")
+        return gid
+
+    def date_param(self, request: web.Request) -> date:
+        return parse_date(request.query.get("date", ""), self.today())
+
+    # -- the API --
+
+    async def me(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        return json_response({
+            "user": viewer.uid, "name": viewer.name, "role": viewer.role,
+            "district": viewer.scope.district,
+            "grids": [{"grid": g["name"], "community": g["community"], "street": g["street"]}
+                      for g in viewer.scope.grids.values()],
+            "today": self.today().isoformat(),
+        })
+
+    async def ledger(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        _, data, one_grid = await self._ledger(request, viewer, s)
+        return json_response(data["grids"][0] if one_grid else data)
+
+    async def _ledger(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> tuple[date, Ledger, bool]:
+        """The ledger of `?grid=` (checked against the viewer's scope), or of everything in scope;
+        and whether it is one grid's."""
+        day = self.date_param(request)
+        gid = await self.grid_param(s, viewer, request)
+        if gid is not None:
+            ids: list[int] | None = [gid]
+        elif viewer.scope.district:
+            ids = None
+        elif not viewer.scope.grids:
+            return day, {"date": day.isoformat(), "grids": []}, False
+        else:
+            ids = list(viewer.scope.grids)
+        return day, await compute_ledger(s, day, self.rt.settings.tz, grid_ids=ids), gid is not None
+
+    async def ledger_xlsx(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        day, data, _ = await self._ledger(request, viewer, s)
+        buf = io.BytesIO()
+        await asyncio.to_thread(write_ledger_xlsx, data, buf)  # type: ignore[arg-type] - openpyxl takes a file
+        filename = f"ledger-{day.isoformat()}.xlsx"
+        quoted = "台账-" + day.isoformat() + ".xlsx"
+        return web.Response(body=buf.getvalue(), content_type=XLSX_TYPE, headers={
+            **JSON_HEADERS,
+            "Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(quoted)}",
+        })
+
+    async def escalations(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        gid = await self.grid_param(s, viewer, request)
+        status = request.query.get("status", "open")
+        limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        cond = [viewer.scope.where(Escalation.grid_id, gid)]
+        if status == "open":
+            cond.append(Escalation.status != "closed")
+        elif status in ESCALATION_STATUSES:
+            cond.append(Escalation.status == status)
+        elif status != "all":
+            raise ApiError(400, "status 应为 open、acked、closed 或 all")
+        total = await s.scalar(select(func.count(Escalation.id)).where(*cond))
+        rows = (await s.execute(
+            select(Escalation, Resident.name, Grid.name)
+            .join(Grid, Grid.id == Escalation.grid_id)
+            .outerjoin(Resident, Resident.id == Escalation.resident_id)
+            .where(*cond).order_by(Escalation.opened_at.desc(), Escalation.id.desc()).limit(limit))).all()
+        items = [{
+            "code": e.code, "kind": e.kind, "grid": grid_name, "household": e.household.label,
+            "resident": rname, "level": e.level, "status": e.status, "summary": e.summary, "text": e.text,
+            "temperature": e.temperature, "opened_at": self.local_iso(e.opened_at),
+            "deadline_at": self.local_iso(e.deadline_at), "acked_at": self.local_iso(e.acked_at),
+            "closed_at": self.local_iso(e.closed_at), "note": e.note,
+        } for e, rname, grid_name in rows]
+        return json_response({"items": items, "total": total or 0})
+
+    async def requests(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        gid = await self.grid_param(s, viewer, request)
+        status = request.query.get("status", "open")
+        limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        cond = [viewer.scope.where(ServiceRequest.grid_id, gid)]
+        if status == "open":
+            cond.append(ServiceRequest.status.in_(("open", "taken")))
+        elif status in REQUEST_STATUSES:
+            cond.append(ServiceRequest.status == status)
+        elif status != "all":
+            raise ApiError(400, "status 应为 open、taken、done、cancelled 或 all")
+        total = await s.scalar(select(func.count(ServiceRequest.id)).where(*cond))
+        rows = (await s.execute(
+            select(ServiceRequest, Resident.name, Staff.name, Grid.name)
+            .join(Grid, Grid.id == ServiceRequest.grid_id)
+            .outerjoin(Resident, Resident.id == ServiceRequest.resident_id)
+            .outerjoin(Staff, Staff.id == ServiceRequest.assignee_id)
+            .where(*cond).order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+            .limit(limit))).all()
+        items = [{
+            "code": r.code, "category": r.category, "items": list(r.items or []), "text": r.text,
+            "grid": grid_name, "household": r.household.label, "resident": rname, "status": r.status,
+            "assignee": assignee, "created_at": self.local_iso(r.created_at),
+            "taken_at": self.local_iso(r.taken_at), "done_at": self.local_iso(r.done_at), "note": r.note,
+        } for r, rname, assignee, grid_name in rows]
+        return json_response({"items": items, "total": total or 0})
+
+    async def residents(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        gid = await self.grid_param(s, viewer, request)
+        limit = int_param(request, "limit", 2000, 1, MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, 10**9)
+        cond = [viewer.scope.where(Building.grid_id, gid)]
+        base = (select(Resident.name, Resident.category, Resident.phone, Resident.channel_user_id,
+                       Building.number, Household.unit, Household.room, Grid.name)
+                .join(Household, Household.id == Resident.household_id)
+                .join(Building, Building.id == Household.building_id)
+                .join(Grid, Grid.id == Building.grid_id).where(*cond))
+        total = await s.scalar(select(func.count()).select_from(base.subquery()))
+        rows = (await s.execute(base.order_by(Grid.name, Building.id, Household.unit, Household.room,
+                                              Resident.id).limit(limit).offset(offset))).all()
+        items = [{"grid": grid_name, "household": label_of(number, unit, room), "name": name,
+                  "category": category, "phone": mask_phone(phone), "bound": uid is not None}
+                 for name, category, phone, uid, number, unit, room, grid_name in rows]
+        items.sort(key=lambda r: (natural_key(r["grid"]), natural_key(r["household"])))
+        return json_response({"items": items, "total": total or 0, "offset": offset})
+
+    async def quarantines(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        gid = await self.grid_param(s, viewer, request)
+        status = request.query.get("status", "active")
+        limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        cond = [viewer.scope.where(Building.grid_id, gid)]
+        if status == "active":
+            cond.append(Quarantine.released_at.is_(None))
+        elif status != "all":
+            raise ApiError(400, "status 应为 active 或 all")
+        q = (select(Quarantine, Resident.name, Building.number, Household.unit, Household.room, Grid.name)
+             .join(Resident, Resident.id == Quarantine.resident_id)
+             .join(Household, Household.id == Resident.household_id)
+             .join(Building, Building.id == Household.building_id)
+             .join(Grid, Grid.id == Building.grid_id).where(*cond))
+        total = await s.scalar(select(func.count()).select_from(q.subquery()))
+        rows = (await s.execute(q.order_by(Quarantine.start.desc(), Quarantine.id.desc()).limit(limit))).all()
+        today = self.today()
+        items = []
+        for qu, name, number, unit, room, grid_name in rows:
+            ends = qu.start + timedelta(days=qu.days - 1)
+            day_n = qu.day_of(today)
+            items.append({
+                "grid": grid_name, "household": label_of(number, unit, room), "name": name,
+                "start": qu.start.isoformat(), "days": qu.days, "ends": ends.isoformat(),
+                "day": day_n, "state": ("released" if qu.released_at else "pending" if day_n < 1
+                                        else "due_release" if today > ends else "active"),
+                "released_at": self.local_iso(qu.released_at),
+            })
+        return json_response({"items": items, "total": total or 0, "today": today.isoformat()})
+
+    async def rates(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        gid = await self.grid_param(s, viewer, request)
+        days = int_param(request, "days", 28, 1, MAX_RATE_DAYS)
+        end = self.date_param(request)
+        first = end - timedelta(days=days - 1)
+        in_scope = viewer.scope.where(Building.grid_id, gid)
+        households = await household_counts_where(s, in_scope)
+        reported = await reported_per_day(s, in_scope, first, end)
+        items = []
+        for i in range(days):
+            d = first + timedelta(days=i)
+            n = int(reported.get(d, 0))
+            items.append({"date": d.isoformat(), "households": households, "reported": n,
+                          "rate": round(n / households, 4) if households else None})
+        return json_response({"items": items, "households": households})
