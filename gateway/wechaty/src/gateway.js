@@ -345,7 +345,7 @@ export function createGateway (opts) {
     const { host, port } = parseListen(listen)
     server = http.createServer((req, res) => {
       onRequest(req, res).catch(e => {
-        log.error({ msg: 'send endpoint error', error: e?.name }); if (process.env.GATEWAY_DEBUG) console.error(e)
+        log.error({ msg: 'send endpoint error', error: e?.name })
         if (!res.headersSent) reply(res, 500, { error: 'internal' })
       })
     })
