@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="inbox workers (callbacks: 0, wave: 4)")
     p.add_argument("--pg-admin-url", default=PG_ADMIN)
     p.add_argument("--wave", action="store_true", help="the morning wave end to end through the workers "
-                   "(bot/bench_wave.py; --n households, --targets sqlite,postgres, --workers)")
+                   "(--n households, --targets sqlite,postgres, --workers)")
     # internal: the server side
     p.add_argument("--serve", choices=["bare", "app"], help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 
 class Clock:
@@ -11,9 +11,6 @@ class Clock:
 
     def now(self) -> datetime:
         return datetime.now(self.tz)
-
-    def today(self) -> date:
-        return self.now().date()
 
 
 class FakeClock(Clock):
@@ -36,7 +33,3 @@ class FakeClock(Clock):
             delta = timedelta(seconds=delta)
         self._now += delta
         return self._now
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

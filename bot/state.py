@@ -257,7 +257,3 @@ class RedisState:
     async def close(self) -> None:
         if self._owned:
             await self.redis.aclose()
-
-
-def make_state(redis_url: str | None, prefix: str = "gridbot:") -> MemoryState | RedisState:
-    return RedisState(redis_url, prefix=prefix) if redis_url else MemoryState()

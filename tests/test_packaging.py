@@ -26,8 +26,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "handlers", "scheduler", "storage", "nlp")
-# Modules still waiting for their part of issue 9; empty this when they are done.
-STORAGE_BOT_PENDING = {"storage/ledger.py"}
 IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -137,8 +135,7 @@ def test_layering_of_the_installed_modules(where, request):
     imports_tests = [str(p.relative_to(top)) for p in modules if "tests" in _imports(p)]
     assert imports_tests == [], f"installed modules import tests/ (not installed): {imports_tests}"
     above = {"bot", "handlers", "scheduler"}
-    storage_bot = [name for p in _modules(top, "storage")
-                   if _imports(p) & above and (name := str(p.relative_to(top))) not in STORAGE_BOT_PENDING]
+    storage_bot = [str(p.relative_to(top)) for p in _modules(top, "storage") if _imports(p) & above]
     assert storage_bot == [], f"storage/ must not import the layers above it: {storage_bot}"
 
 

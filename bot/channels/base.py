@@ -115,6 +115,3 @@ def refuse(rt: Any, channel: str, exc: BadRequest) -> web.Response:
         metrics.callbacks_refused.labels(channel, str(exc.status)).inc()
     log.info("%s callback refused: %s %s", channel, exc.status, exc.reason)
     return text_response(exc.status, exc.reason)
-
-
-Metrics = Any  # bot.metrics.Metrics; kept loose so channels import nothing heavy
