@@ -78,11 +78,12 @@ def long_ago(tokens_before: list[Token]) -> bool:
 def on_screen(sentence: list[Token]) -> bool:
     """"电视剧里的人晕倒了", "新闻上说…", "今天消防演习": a screen, the news or a drill."""
     for i, tok in enumerate(sentence):
-        if tok.word in _DRILLS:
+        word = tok.word
+        if any(drill in word for drill in _DRILLS):  # "消防演习" is one jieba word
             return True
-        if tok.word in MEDIA_WORDS and i + 1 < len(sentence) and sentence[i + 1].word in _ON_SCREEN_AFTER:
+        if word in MEDIA_WORDS and (word.endswith("里") or (i + 1 < len(sentence) and sentence[i + 1].word in _ON_SCREEN_AFTER)):
             return True
-        if tok.word.endswith("里") and tok.word[:-1] in MEDIA_WORDS:
+        if word.endswith("里") and word[:-1] in MEDIA_WORDS:
             return True
     return False
 

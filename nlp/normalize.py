@@ -85,7 +85,7 @@ _UPPER_RE = re.compile(r"[A-Z]")
 _BOX_MARKS = "☑✓✔√■☐□"
 _TICKED = frozenset("☑✓✔√■")
 _BOX_FIRST_RE = re.compile(r"(?:^|(?<=[\s:：，,;；、/|(（]))[" + _BOX_MARKS + r"](?=[\u4e00-\u9fff])")
-_BOX_ANSWER_RE = re.compile(r"([" + _BOX_MARKS + r"])(是|否|有|无|没有)(?![\u4e00-\u9fff])")
+_BOX_ANSWER_RE = re.compile(r"[ \t]*([" + _BOX_MARKS + r"])(是|否|有|无|没有)(?![\u4e00-\u9fff])[ \t]*")
 _BOX_OPTION_RE = re.compile(r"([" + _BOX_MARKS + r"])([\u4e00-\u9fff]{1,8})")
 # "38 度 5", "37 . 5", "36 点 8": a reading typed with spaces inside it.
 _SPACED_READING_RE = re.compile(r"(?<![\d.])([34]\d)\s*([.。度点])\s*(\d)(?![\d])|(?<![\d.])([34]\d)\s+(?=度|°|摄氏度)")
@@ -150,7 +150,8 @@ def normalize(text: str) -> Normalized:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     if _BOX_FIRST_RE.search(text):
-        text = _BOX_ANSWER_RE.sub(lambda m: m.group(2) if m.group(1) in _TICKED else "", text)
+        # "是否发热：□是 ☑否" → "是否发热：否" (no space left to split the answer from its question)
+        text = _BOX_ANSWER_RE.sub(lambda m: m.group(2) + " " if m.group(1) in _TICKED else "", text)
         text = _BOX_OPTION_RE.sub(lambda m: m.group(2) + ("：有 " if m.group(1) in _TICKED else "：无 "), text)
     elif _ANY_FORM_MARK_RE.search(text):
         text = _FORM_MARK_RE.sub(lambda m: _FORM_MARKS[m.group(1)], text)
