@@ -149,7 +149,8 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     emergency = False
     emergency_subject: str | None = None
     counted: list[Clause] = []
-    subject_of: list[tuple[str | None, Anchor | None]] = []  # per counted clause
+    subject_of: list[tuple[str | None, tuple[str | None, str | None]]] = []  # per counted clause: who, (address, name)
+    label: tuple[str | None, str | None] = (None, None)
     eligible: list[Clause] = []  # not a notice, rumour or supposition: may hold a request
     subject: str | None = None
     anchor: Anchor | None = None
@@ -165,6 +166,7 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
             sentence = clause.sentence
             subject = None
             anchor = None
+            label = (None, None)
             if sentences is not None:
                 sentence_tokens, sentence_supposes, screen, long_ago_here = sentences[sentence]
             else:
@@ -173,6 +175,11 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
         if Kind.PERSON in kinds or Kind.INDEFINITE in kinds or here:
             subject, named = _clause_subject(clause, subject, here)
             anchor = here[-1] if here else (anchor if subject == "other" else None)
+            if here:
+                label = (
+                    next((a.text for a in here if a.kind == "address"), label[0]),
+                    next((a.text for a in here if a.kind == "name"), label[1] if not named else None),
+                )
         else:
             named = False  # no person word: the subject carries over unchanged
         # A reading next to a named person or an address outweighs a notice or
@@ -210,7 +217,7 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
             doubt |= _proposes(clause, readings, fever_at)
             continue
         counted.append(clause)
-        subject_of.append((subject, anchor))
+        subject_of.append((subject, label if anchor is not None else (None, None)))
         counted_kinds |= kinds
         if first_subject is None and _has_finding(clause):
             first_subject = subject
@@ -359,44 +366,34 @@ def _read_list(body: str, lines: list[tuple[int, int]], whole: ParseResult, feve
 def _subjects(
     result: dict[str, Any],
     counted: list[Clause],
-    subject_of: list[tuple[str | None, Anchor | None]],
+    subject_of: list[tuple[str | None, tuple[str | None, str | None]]],
     readings: list[Reading],
     fever_at: float,
 ) -> tuple[Subject, ...]:
     """One entry per person reported on, in the order they are first named."""
-    groups: dict[tuple[str, str | None], list[Clause]] = {}
-    for clause, (who, anchor) in zip(counted, subject_of, strict=True):
-        key = (who if who in ("self", "family", "neighbour", "other") else "unknown", anchor.text if anchor else None)
-        groups.setdefault(key, []).append(clause)
-    real = {k: v for k, v in groups.items() if k != ("unknown", None)}
+    groups: dict[tuple[str | None, str | None, str | None], list[Clause]] = {}
+    for clause, (who, (address, name)) in zip(counted, subject_of, strict=True):
+        known = who if who in ("self", "family", "neighbour", "other") else None
+        groups.setdefault((known, address, name), []).append(clause)
+    real = [k for k in groups if k != (None, None, None)]
     if len(real) <= 1:
         # One person, or nobody named: the message's own findings are theirs.
-        (who, label), = real or {(result["concerns"] or "unknown", None): []}
-        return (_subject(who, label, result["temperature"], result["fever"], result["symptoms"]),)
+        who, address, name = real[0] if real else (None, None, None)
+        who = who or result["concerns"] or "unknown"
+        return (Subject(who, address, name, result["temperature"], result["fever"], result["symptoms"]),)
     out = []
-    for (who, label), group in real.items():
+    for key in real:
+        who, address, name = key
+        group = groups[key]
         here = [r.value for r in readings if any(c.start <= r.start < c.end for c in group)]
-        temp = max(here) if here else None
         words = {t.value for c in group for t in c.tokens if t.kind in (Kind.SYMPTOM, Kind.EMERGENCY) and t.value and not t.negated}
         fever_here = result["fever"] and (
             any(v >= fever_at for v in here)
             or any(t.kind is Kind.FEVER and not t.negated for c in group for t in c.tokens)
         )
-        syms = [s for s in result["symptoms"] if s in words or (s == "fever" and fever_here)]
-        out.append(_subject(who, label, temp, fever_here, tuple(syms)))
+        syms = tuple(s for s in result["symptoms"] if s in words or (s == "fever" and fever_here))
+        out.append(Subject(who or result["concerns"] or "unknown", address, name, max(here) if here else None, fever_here, syms))
     return tuple(out)
-
-
-def _subject(who: str, label: str | None, temp: float | None, fever: bool, symptoms: tuple[str, ...]) -> Subject:
-    is_address = label is not None and any(ch.isdigit() for ch in label)
-    return Subject(
-        who=who,
-        address=label if is_address else None,
-        name=label if label is not None and not is_address else None,
-        temperature=temp,
-        fever=fever,
-        symptoms=symptoms,
-    )
 
 
 @dataclass(slots=True)
@@ -452,10 +449,8 @@ def _clause_subject(clause: Clause, inherited: str | None, anchors: list[Anchor]
         if tok.kind is Kind.INDEFINITE:
             if any(a.start <= tok.start < a.end for a in names):
                 continue  # the 某 of 王某
-            if anchors:
-                # "3号楼有个老人": an address, but still nobody named.
-                return ("other" if names else "indefinite"), named
-            return "indefinite", named
+            # "3号楼有个老人": an address, but still nobody named.
+            return ("other" if names else "indefinite"), named
         if tok.kind is Kind.PERSON:
             if tok.value == "pronoun":
                 continue
@@ -464,7 +459,9 @@ def _clause_subject(clause: Clause, inherited: str | None, anchors: list[Anchor]
             # "俺妈", "我家老伴": a family word after 俺/我 names whom it is about.
             if subject is inherited or (subject == "self" and tok.value == "family"):
                 subject = tok.value
-    if anchors and subject is inherited and subject in (None, "indefinite", "other"):
+    # A name makes whoever it is a definite other; an address alone may be the
+    # sender's own ("3-2-501 36.5"), and leaves the subject as it was.
+    if names and subject is inherited and subject in (None, "indefinite", "other"):
         subject = "other"
     return subject, named
 

@@ -32,8 +32,8 @@ _ADDRESS_RE = re.compile(
     r"|(?<![\d.])\d{1,3}\s*[-－—]\s*\d{3,4}(?![\d.])"
     r"|(?<![\d.])\d{3,4}\s*室"
 )
-# The digit or 姓 that every anchor holds: one scan rules them all out.
-_HINT_RE = re.compile(r"\d|[某老小姓]|大爷|奶奶|大娘|阿姨|叔|婶|姨|伯|嫂|师傅|老师")
+# What every anchor holds: one scan rules them all out.
+_HINT_RE = re.compile(r"\d\s*(?:号楼|栋|幢|号院|单元|室|[-－—]\s*\d)|[某老小姓]|大爷|奶奶|大娘|阿姨|叔|婶|姨|伯|嫂|师傅|老师")
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,3 +49,11 @@ def test_jsonl_all_good_exits_zero() -> None:
     out = io.StringIO()
     assert run_parse(None, True, io.StringIO('{"text": "全家平安"}\n'), out) == 0
     assert json.loads(out.getvalue())["checkin"] == "safe"
+
+
+def test_parse_shows_subjects_and_uncertain() -> None:
+    out = io.StringIO()
+    assert run_parse("3号楼王某 38.5", False, io.StringIO(), out) == 0
+    data = json.loads(out.getvalue())
+    assert data["uncertain"] is False
+    assert data["subjects"][0]["name"] == "王某" and data["subjects"][0]["fever"] is True

@@ -95,3 +95,14 @@ def test_emergencies_by_composition(text: str) -> None:
 @pytest.mark.parametrize("text", ["生活困难", "早上起不来", "呼吸不困难", "菜价涨得让人喘不过气"])
 def test_not_emergencies(text: str) -> None:
     assert not parse(text).emergency
+
+
+def test_an_address_alone_is_the_senders_own() -> None:
+    result = parse("3-2-501 36.5 正常")
+    assert result.concerns == "self"
+    assert result.subjects[0].who == "self" and result.subjects[0].address == "3-2-501"
+
+
+def test_a_named_person_at_an_address_has_both() -> None:
+    (subject,) = parse("3号楼王某 38.5").subjects
+    assert (subject.address, subject.name) == ("3号楼", "王某")
