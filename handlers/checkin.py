@@ -79,14 +79,16 @@ def _persons(ctx: Context, household: Household) -> list[_Person]:
     resident = ctx.resident
     own = resident is not None and household.id == resident.household_id
     multi = list(getattr(p, "persons", None) or [])
-    if len(multi) > 1 or (len(multi) == 1 and _who(multi[0]) not in SELF_WORDS):
+    # the sender's own name ("3-2-501 周七 发烧38.4") is the sender
+    self_words = (*SELF_WORDS, resident.name) if resident is not None else SELF_WORDS
+    if len(multi) > 1 or (len(multi) == 1 and _who(multi[0]) not in self_words):
         rows = []
         for item in multi:
             fever = bool(_field(item, "fever"))
             who = _who(item)
             temp = _field(item, "temperature")
             st = "abnormal" if fever or (status == "abnormal" and len(multi) == 1) else "safe"
-            if own and who in SELF_WORDS:
+            if own and who in self_words:
                 rows.append(_Person(f"r{resident.id}", resident.id, st, temp, fever, symptoms if st == "abnormal" else []))
             else:
                 rows.append(_Person(who, None, st, temp, fever, symptoms if st == "abnormal" else []))

@@ -84,6 +84,16 @@ def staff_command(*verbs: str, code: str | None = None) -> Filter:
     return accept
 
 
+# How much of a resident's words an alert quotes: a 10,000-character paste would be a dozen WeCom
+# messages to every recipient; the whole text is on the dashboard.
+QUOTE_LIMIT = 300
+
+
+def quote_text(text: str, limit: int = QUOTE_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit].rstrip() + "…（全文见工作台）"
+
+
 def fmt_temp(t: float | None) -> str:
     return f"{t:.1f}℃" if t is not None else ""
 

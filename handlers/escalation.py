@@ -21,6 +21,7 @@ sends nothing twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.dispatch import Context, Router, Tick, UserError
-from bot.model import Outbound
+from bot.model import Inbound, Outbound
 from handlers import people, texts
 from handlers.common import (
     audit,
@@ -40,11 +41,13 @@ from handlers.common import (
     fmt_temp,
     hhmm,
     local_date,
+    private_channel,
+    quote_text,
     staff_command,
     to_person,
 )
 from handlers.people import MAX_LEVEL
-from storage.models import Escalation, Household, Resident, Staff
+from storage.models import Building, Escalation, Household, Resident, Staff
 
 log = logging.getLogger(__name__)
 router = Router("escalation")
@@ -62,9 +65,14 @@ def _deadline(settings: Settings, opened_at: datetime, level: int) -> datetime |
     return opened_at + steps[level]
 
 
+def _building_of(esc: Escalation) -> Building | None:
+    return esc.household.building if esc.household is not None else esc.building
+
+
 def _chain_of(settings: Settings, esc: Escalation, resident: Resident | None) -> dict:
+    b = _building_of(esc)
     return dict(resident=resident, day=local_date(settings, esc.opened_at),
-                street_id=esc.household.building.grid.community.street_id)
+                street_id=b.grid.community.street_id if b is not None else None)
 
 
 async def recipients(session: AsyncSession, settings: Settings, esc: Escalation, level: int,
@@ -85,22 +93,55 @@ class Opened:
     messages: list[Outbound]
 
 
-async def _alert_text(session: AsyncSession, settings: Settings, esc: Escalation, *, header: str) -> str:
+async def alert_text(session: AsyncSession, settings: Settings, esc: Escalation, *, header: str) -> str:
     resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
     day = local_date(settings, esc.opened_at)
-    who = resident.name if resident else ""
+    who = resident.name if resident else (esc.subject or "")
     cat = await category_label(session, resident, day)
     lines = [f"【{texts.KIND_ZH.get(esc.kind, esc.kind)} {esc.code}】{header}".rstrip(),
-             f"{esc.household.label} {who}{'（' + cat + '）' if cat else ''}".strip()]
+             f"{esc.place} {who}{'（' + cat + '）' if cat else ''}".strip()]
+    if esc.household is None and esc.sender_id:
+        # only the name the sender chose is known; the id lets a worker find them in the group
+        lines.append(texts.UNREGISTERED_SENDER.format(name=esc.sender_name or "", channel=esc.sender_channel or "",
+                                                      id=esc.sender_id))
+    if esc.reporter_label:
+        lines.append(f"{esc.reporter_label}代报")
     if esc.summary:
         lines.append(esc.summary)
     if esc.text:
-        lines.append(f"原话：“{esc.text}”")
+        lines.append(f"原话：“{quote_text(esc.text)}”")
     lines.append(f"报告时间：{hhmm(settings, esc.opened_at)}")
     if esc.kind == "emergency":
         lines.append("已提示居民拨打120，请立即联系！")
     lines.append(f"回复“收到 {esc.code}”确认，“完成 {esc.code} 备注”办结。")
     return "\n".join(lines)
+
+
+async def _phone_line(session: AsyncSession, esc: Escalation) -> str | None:
+    """The number to call: the person's own, else the household's first on the roster."""
+    if esc.household_id is None:
+        return None
+    phones = (await session.scalars(select(Resident.phone).where(
+        Resident.household_id == esc.household_id, Resident.phone.is_not(None))
+        .order_by(Resident.id != (esc.resident_id or 0), Resident.id))).all()
+    phone = next((p for p in phones if p), None)
+    return f"电话：{phone}" if phone else None
+
+
+async def notify_alert(session: AsyncSession, esc: Escalation, staff: list[Staff], text: str, key: str
+                        ) -> list[Outbound]:
+    """The alert to each recipient; those whose own grid it is also get the household's phone (a
+    street officer or a 1+4 team member outside the grid does not)."""
+    phone = await _phone_line(session, esc)
+    out = []
+    for st in staff:
+        body = text
+        if phone and (await people.scope_of(session, st)).allows(esc.grid_id):
+            head, _, rest = text.partition("\n")
+            first, _, tail = rest.partition("\n")
+            body = "\n".join(x for x in (head, first, phone, tail) if x)
+        out.append(to_person(st, body, kind="escalation", dedup_key=f"{key}:s{st.id}"))
+    return compact(out)
 
 
 def _notify(staff: list[Staff], text: str, key: str) -> list[Outbound]:
@@ -113,7 +154,7 @@ async def open_escalation(
     now: datetime,
     *,
     kind: str,
-    household: Household,
+    household: Household | None,
     resident: Resident | None,
     text: str,
     summary: str,
@@ -121,16 +162,25 @@ async def open_escalation(
     inbound_id: int | None = None,
     dedup_key: str | None = None,
     reporter: Resident | None = None,
+    building: Building | None = None,
+    sender: Inbound | None = None,
+    subject: str | None = None,
+    reporter_label: str | None = None,
 ) -> Opened:
     """Opens (or, the same day, updates) an escalation; returns it with the staff messages to send.
 
     `resident` is the person it concerns, when known; `reporter` the resident who wrote (for a
-    family member or a neighbour), who is told when someone takes it on."""
+    family member or a neighbour), who is told when someone takes it on. Without a household, the
+    escalation is on `building` (a group member the roster does not know, `sender`), or on nothing
+    at all (a private message with no address): the chain then starts where someone can hear it.
+    `subject` names the person as written ("王某某"); `reporter_label` who reported ("楼长刘红")."""
     if kind not in KINDS:
         raise ValueError(f"unknown escalation kind {kind!r}")
+    if household is None and sender is None:
+        raise ValueError("an escalation without a household needs its sender")
     strict = dedup_key is not None
-    subject = f"r{resident.id}" if resident is not None else f"h{household.id}"
-    key = dedup_key or f"{kind}:{subject}:{local_date(settings, now).isoformat()}"
+    day = local_date(settings, now).isoformat()
+    key = dedup_key or f"{kind}:{_subject_key(household, resident, building, sender, subject)}:{day}"
     existing = await session.scalar(
         select(Escalation).where(or_(Escalation.dedup_key == key, Escalation.dedup_key.like(key + "#%")))
         .order_by(Escalation.id.desc()).limit(1))
@@ -143,10 +193,16 @@ async def open_escalation(
     if existing is not None:  # the day's escalation was closed: a new report is a new case
         key = f"{key}#{existing.id}"
 
-    esc = Escalation(kind=kind, household_id=household.id, household=household,
+    place = household.building if household is not None else building
+    esc = Escalation(kind=kind, household_id=household.id if household else None, household=household,
+                     building_id=place.id if place is not None else None, building=place,
                      resident_id=resident.id if resident else None,
                      reporter_id=(reporter or resident).id if (reporter or resident) else None,
-                     grid_id=household.building.grid_id,
+                     grid_id=place.grid_id if place is not None else None,
+                     sender_channel=sender.channel if sender and household is None else None,
+                     sender_id=sender.sender_id if sender and household is None else None,
+                     sender_name=(sender.sender_name or "")[:100] if sender and household is None else None,
+                     subject=(subject or "")[:100] or None, reporter_label=(reporter_label or "")[:100] or None,
                      level=0, status="open", summary=summary, text=text[:2000], temperature=temperature,
                      inbound_id=inbound_id, dedup_key=key, opened_at=now)
     session.add(esc)
@@ -158,9 +214,23 @@ async def open_escalation(
     if not staff:
         log.error("escalation %s of grid %s has no recipients at any level", esc.code, esc.grid_id)
     log.info("escalation %s opened: kind=%s household=%s level=%s recipients=%s",
-             esc.code, kind, household.id, level, [s.id for s in staff])
-    body = await _alert_text(session, settings, esc, header="")
-    return Opened(esc, True, staff, _notify(staff, body, f"esc:{esc.id}:L{level}"))
+             esc.code, kind, esc.household_id, level, [s.id for s in staff])
+    body = await alert_text(session, settings, esc, header="")
+    return Opened(esc, True, staff, await notify_alert(session, esc, staff, body, f"esc:{esc.id}:L{level}"))
+
+
+def _subject_key(household: Household | None, resident: Resident | None, building: Building | None,
+                 sender: Inbound | None, subject: str | None) -> str:
+    """Whom the day's one escalation of a kind is about."""
+    if resident is not None:
+        return f"r{resident.id}"
+    if household is not None:
+        return f"h{household.id}"
+    assert sender is not None
+    who = f"u{sender.channel}:{sender.sender_id}"
+    if subject:  # a leader reporting two unlisted people: two cases
+        who += ":" + hashlib.sha256(subject.encode()).hexdigest()[:12]
+    return f"{who}:b{building.id if building is not None else 0}"
 
 
 async def _update(session: AsyncSession, settings: Settings, now: datetime, esc: Escalation,
@@ -177,10 +247,10 @@ async def _update(session: AsyncSession, settings: Settings, now: datetime, esc:
         # the one on it must know; others were already told it is handled
         staff = [s for s in staff if s.id == esc.acked_by] or staff
     resident = await session.get(Resident, esc.resident_id) if esc.resident_id else None
-    who = f"{esc.household.label} {resident.name if resident else ''}".strip()
+    who = f"{esc.place} {resident.name if resident else (esc.subject or '')}".strip()
     since = f"（此前{fmt_temp(before)}）" if before is not None else ""
     msg = (f"【{texts.KIND_ZH.get(esc.kind, esc.kind)} {esc.code}·更新】{who}\n"
-           f"体温升至{fmt_temp(temperature)}{since}\n原话：“{text}”\n报告时间：{hhmm(settings, now)}")
+           f"体温升至{fmt_temp(temperature)}{since}\n原话：“{quote_text(text)}”\n报告时间：{hhmm(settings, now)}")
     return _notify(staff, msg, f"esc:{esc.id}:upd:{temperature:.1f}")
 
 
@@ -206,8 +276,8 @@ async def escalate_due(session: AsyncSession, settings: Settings, now: datetime)
         minutes = int((now - esc.opened_at).total_seconds() // 60)
         waited = [s.name for s in after if s.id in before]
         header = f"已{minutes}分钟无人确认" + (f"（已通知：{'、'.join(waited)}）" if waited else "")
-        body = await _alert_text(session, settings, esc, header=header)
-        out += _notify(new, body, f"esc:{esc.id}:L{level}")
+        body = await alert_text(session, settings, esc, header=header)
+        out += await notify_alert(session, esc, new, body, f"esc:{esc.id}:L{level}")
         log.info("escalation %s moved up %s→%s, %s new recipients", esc.code, old, level, len(new))
     return out
 
@@ -239,7 +309,7 @@ async def _get_for_staff(session: AsyncSession, settings: Settings, staff: Staff
 
 async def ack_escalation(session: AsyncSession, settings: Settings, now: datetime, staff: Staff,
                          code: str) -> list[Outbound]:
-    """收到 E23: stops the chain and tells the resident privately that someone is on it."""
+    """收到 E23: stops the chain and tells the reporter privately that someone is on it."""
     esc = await _get_for_staff(session, settings, staff, code)
     if esc.status == "closed":
         return compact([to_person(staff, texts.ESC_ALREADY_CLOSED.format(code=esc.code))])
@@ -249,12 +319,11 @@ async def ack_escalation(session: AsyncSession, settings: Settings, now: datetim
             code=esc.code, name=by.name if by else "", at=hhmm(settings, esc.acked_at or now)))])
     others = [s for s in await recipients(session, settings, esc, esc.level) if s.id != staff.id]
     esc.status, esc.acked_by, esc.acked_at, esc.deadline_at = "acked", staff.id, now, None
-    audit(session, now, staff, "escalation.ack", esc.code, household=esc.household.label)
+    audit(session, now, staff, "escalation.ack", esc.code, household=esc.place)
     out = [to_person(staff, texts.ESC_ACKED.format(code=esc.code))]
-    resident = await _told_of_progress(session, esc)
-    if resident is not None and esc.kind != "missed":
-        out.append(to_person(resident, texts.ACKED_TO_RESIDENT.format(role=staff.role, name=staff.name),
-                             dedup_key=f"esc:{esc.id}:ack-resident"))
+    if esc.kind != "missed":
+        out.append(await _to_reporter(session, esc, texts.ACKED_TO_RESIDENT.format(role=staff.role, name=staff.name),
+                                      f"esc:{esc.id}:ack-resident"))
     # the others who were alerted can stand down
     out += _notify(others, texts.ESC_ACKED_OTHERS.format(code=esc.code, role=staff.role, name=staff.name),
                    f"esc:{esc.id}:acked")
@@ -263,29 +332,41 @@ async def ack_escalation(session: AsyncSession, settings: Settings, now: datetim
 
 async def close_escalation(session: AsyncSession, settings: Settings, now: datetime, staff: Staff, code: str,
                            note: str | None = None) -> list[Outbound]:
-    """完成 E23 已送医: closes (and acknowledges, if nobody had) with the note."""
+    """完成 E23 已送医: closes (and acknowledges, if nobody had) with the note; the reporter hears
+    that it was dealt with and what was done — not a promise of a call that is already over."""
     esc = await _get_for_staff(session, settings, staff, code)
     if esc.status == "closed":
         return compact([to_person(staff, texts.ESC_ALREADY_CLOSED.format(code=esc.code))])
-    out: list[Outbound | None] = []
-    resident = await _told_of_progress(session, esc)
+    others = ([s for s in await recipients(session, settings, esc, esc.level) if s.id != staff.id]
+              if esc.status == "open" else [])
     if esc.status == "open":
         esc.acked_by, esc.acked_at = staff.id, now
-        if resident is not None and esc.kind != "missed":
-            out.append(to_person(resident, texts.ACKED_TO_RESIDENT.format(role=staff.role, name=staff.name),
-                                 dedup_key=f"esc:{esc.id}:ack-resident"))
     esc.status, esc.closed_by, esc.closed_at, esc.deadline_at = "closed", staff.id, now, None
     esc.note = note or None
     # the note may hold health words ("已送医"); the audit keeps only that there is one
-    audit(session, now, staff, "escalation.close", esc.code, household=esc.household.label, note=bool(note))
-    out.insert(0, to_person(staff, texts.ESC_CLOSED.format(code=esc.code)))
+    audit(session, now, staff, "escalation.close", esc.code, household=esc.place, note=bool(note))
+    out: list[Outbound | None] = [to_person(staff, texts.ESC_CLOSED.format(code=esc.code))]
+    if esc.kind != "missed":
+        out.append(await _to_reporter(session, esc, texts.CLOSED_TO_RESIDENT.format(
+            role=staff.role, name=staff.name, note=f"处理情况：{note}" if note else ""),
+            f"esc:{esc.id}:closed-resident"))
+    # nobody had acknowledged it: the others who were alerted can stand down
+    out += _notify(others, texts.ESC_CLOSED_OTHERS.format(code=esc.code, role=staff.role, name=staff.name),
+                   f"esc:{esc.id}:closed")
     return compact(out)
 
 
-async def _told_of_progress(session: AsyncSession, esc: Escalation) -> Resident | None:
-    """The resident who hears that someone is on it: whoever reported it, else the person it concerns."""
+async def _to_reporter(session: AsyncSession, esc: Escalation, text: str, key: str) -> Outbound | None:
+    """A private message to whoever reported it: the resident who wrote, else the person it
+    concerns, else the unregistered sender (on the channel they wrote on)."""
     rid = esc.reporter_id or esc.resident_id
-    return await session.get(Resident, rid) if rid else None
+    resident = await session.get(Resident, rid) if rid else None
+    if resident is not None:
+        return to_person(resident, text, dedup_key=key)
+    if esc.sender_id and esc.sender_channel:
+        return Outbound(channel=private_channel(esc.sender_channel), to_user=esc.sender_id, text=text,
+                        dedup_key=key)
+    return None
 
 
 @commands.message(staff_command("收到", code="E"))

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dispatch import Context
 from handlers import texts
+from handlers.common import private_channel
 from storage.models import (
     STREET_ROLES,
     Building,
@@ -120,11 +121,11 @@ async def staff_of_grid(session: AsyncSession, grid_id: int, roles: Sequence[str
 
 async def staff_of_street(session: AsyncSession, street_id: int | None, roles: Sequence[str]) -> list[Staff]:
     """Staff with a scope on this street (not on one of its grids); None: of every street."""
-    q = select(Staff).join(StaffScope, StaffScope.staff_id == Staff.id).where(
-        Staff.role.in_(list(roles)), StaffScope.grid_id.is_(None))
+    scoped = select(StaffScope.staff_id).where(StaffScope.grid_id.is_(None))
     if street_id is not None:
-        q = q.where(StaffScope.street_id == street_id)
-    return list((await session.scalars(q.distinct().order_by(Staff.id))).all())
+        scoped = scoped.where(StaffScope.street_id == street_id)
+    q = select(Staff).where(Staff.role.in_(list(roles)), Staff.id.in_(scoped)).order_by(Staff.id)
+    return list((await session.scalars(q)).all())
 
 
 async def grid_workers(session: AsyncSession, grid_id: int) -> list[Staff]:
@@ -160,14 +161,17 @@ async def has_team(session: AsyncSession, resident: Resident | None, day: date) 
         .limit(1)) is not None
 
 
-async def chain(session: AsyncSession, grid_id: int, level: int, *, resident: Resident | None = None,
+async def chain(session: AsyncSession, grid_id: int | None, level: int, *, resident: Resident | None = None,
                 day: date | None = None, street_id: int | None = None) -> list[Staff]:
     """Everyone told of an alarm in `grid_id` at `level` (cumulative), in a stable order.
 
     Level 0: the grid's workers (网格员), and the 包保 team of a key person or a person in
     quarantine; level 1 adds the grid leader (网格长) and the team's medic, else the grid's 医护;
-    level 2 adds the street duty officer (街道值班).
+    level 2 adds the street duty officer (街道值班). An alarm that is in no grid yet (a private
+    message with no address) has only level 2: the duty officers of every street.
     """
+    if grid_id is None:
+        return await duty_everywhere(session) if level >= MAX_LEVEL else []
     found: list[Staff] = list(await grid_workers(session, grid_id))
     if resident is not None and day is not None and await has_team(session, resident, day):
         for sid in (resident.cadre_id, resident.police_id, resident.medic_id):
@@ -184,7 +188,7 @@ async def chain(session: AsyncSession, grid_id: int, level: int, *, resident: Re
     return _unique(found)
 
 
-async def first_level(session: AsyncSession, grid_id: int, level: int, **kw: Any) -> tuple[int, list[Staff]]:
+async def first_level(session: AsyncSession, grid_id: int | None, level: int, **kw: Any) -> tuple[int, list[Staff]]:
     """The one fallback rule: from `level` up, the first level at which someone hears the alarm."""
     staff = await chain(session, grid_id, level, **kw)
     while not staff and level < MAX_LEVEL:
@@ -208,6 +212,38 @@ async def grid_contacts(session: AsyncSession, grid_ids: Sequence[int]) -> dict[
         for g in missing:
             out[g] = leaders.get(g, [])
     return out
+
+
+# --- how to reach a staff member -----------------------------------------------------------------------
+
+
+def contacts(staff: Staff) -> list[tuple[str, str]]:
+    """(channel, user id) to send a staff member's private messages on, in the order to try them:
+    the roster's 渠道 "wecom、bridge" → the WeCom app first, then the bridge. An AI-bot user is
+    reached through the WeCom app (handlers.common.private_channel)."""
+    out: list[tuple[str, str]] = []
+    for channel, uid in staff.contacts:
+        c = (private_channel(channel), uid)
+        if uid and c not in out:
+            out.append(c)
+    return out
+
+
+def next_contact(staff: Staff, channel: str, uid: str | None) -> tuple[str, str] | None:
+    """The contact to try after (channel, uid) failed; None when it was the last."""
+    found = contacts(staff)
+    try:
+        i = found.index((channel, uid or ""))
+    except ValueError:
+        return found[0] if found and found[0] != (channel, uid) else None
+    return found[i + 1] if i + 1 < len(found) else None
+
+
+async def unreachable_staff(session: AsyncSession, configured: Iterable[str]) -> list[Staff]:
+    """Staff none of whose channels is configured in this process: no alert can reach them."""
+    on = set(configured)
+    staff = (await session.scalars(select(Staff).order_by(Staff.id))).all()
+    return [st for st in staff if not any(ch in on for ch, _ in contacts(st))]
 
 
 def staff_title(staff: Staff) -> str:
@@ -254,4 +290,4 @@ async def message_household(ctx: Context, address: str | None = None) -> tuple[H
 
 __all__ = ["Scope", "scope_of", "staff_by_grid", "staff_of_grid", "staff_of_street", "grid_workers", "chain",
            "first_level", "duty_everywhere", "grid_contacts", "staff_title", "describe", "message_household",
-           "has_team", "MAX_LEVEL"]
+           "has_team", "contacts", "next_contact", "unreachable_staff", "MAX_LEVEL"]

@@ -24,6 +24,7 @@ import json
 import logging
 import re
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -35,13 +36,16 @@ from handlers.common import (
     compact,
     find_address_in,
     group_message,
+    health_summary,
     local_date,
     normalize_command,
     to_person,
     to_sender,
 )
+from handlers.escalation import alert_text, notify_alert, open_escalation, recipients
 from nlp import parse
-from storage.models import Building, Household, InboundMessage, Resident
+from nlp.subjects import Subject
+from storage.models import Building, Escalation, Household, InboundMessage, Resident
 from storage.queries import households_at, split_label
 
 log = logging.getLogger(__name__)
@@ -79,28 +83,58 @@ def extract_name(text: str, has_report: bool) -> str | None:
     return None
 
 
-async def _alert_unregistered(ctx: Context, building: Building, emergency: bool,
-                              private: bool = False) -> list[Outbound]:
-    """A fever or emergency from someone the roster does not know: in a building group, or privately
-    from someone whose address fits this building among others."""
-    _level, staff = await people.first_level(ctx.session, building.grid_id, people.MAX_LEVEL if emergency else 0,
-                                             street_id=building.grid.community.street_id)
-    kind = "紧急求助" if emergency else "发热/不适报告"
-    who = ctx.inbound.sender_name or ctx.inbound.sender_id
-    where = f"私聊 {who}（住址可能在{building.name}）" if private else f"{building.name}群 {who}"
-    text = (f"【{kind}·{texts.UNREGISTERED}】{where}\n原话：“{ctx.text}”\n"
-            f"此人尚未登记住址，请联系确认。")
-    log.warning("unregistered %s in building %s, alerting %s staff", kind, building.id, len(staff))
-    seen: set[int] = set()
-    out = []
-    for st in staff:
-        if st.id not in seen:
-            seen.add(st.id)
-            out.append(to_person(st, text, kind="escalation", dedup_key=f"unreg:{ctx.inbound_id or ctx.inbound.msg_id}:s{st.id}"))
-    return compact(out)
+async def _escalate_unregistered(ctx: Context, building: Building | None) -> list[Outbound]:
+    """A fever, symptom or emergency from someone the roster does not know is an escalation like any
+    other — its E-code, the chain and its deadlines, acknowledged and closed by the worker — on the
+    building whose group it came from (or a candidate building of the address they gave), or, from a
+    private chat with no address, on nothing yet: then the street duty officers hear it. When the
+    sender registers it moves to their household (`_attach_unregistered`)."""
+    p = ctx.parsed
+    kind = "emergency" if p.emergency else "fever" if p.fever else "symptom"
+    opened = await open_escalation(
+        ctx.session, ctx.settings, ctx.now, kind=kind, household=None, resident=None, building=building,
+        sender=ctx.inbound, text=ctx.text, summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever)),
+        temperature=p.temperature, inbound_id=ctx.inbound_id)
+    log.warning("unregistered %s in building %s: escalation %s", kind, building.id if building else None,
+                opened.escalation.code)
+    return opened.messages
 
 
-
+async def _attach_unregistered(ctx: Context, resident: Resident, household: Household) -> list[Outbound]:
+    """The sender's open escalations move to the household they just registered: the grid worker
+    of that household hears it (if they had not), the others learn the address; an escalation on a
+    candidate building that turned out not to be theirs is closed. Never a second escalation: the
+    moved one takes the household's key, so the replayed report updates it."""
+    s = ctx.session
+    rows = (await s.scalars(select(Escalation).where(
+        Escalation.sender_channel == ctx.inbound.channel, Escalation.sender_id == ctx.inbound.sender_id,
+        Escalation.household_id.is_(None), Escalation.status != "closed").order_by(Escalation.id))).unique().all()
+    out: list[Outbound] = []
+    for esc in rows:
+        if esc.building_id not in (None, household.building_id):
+            esc.status, esc.closed_at, esc.deadline_at = "closed", ctx.now, None
+            esc.note = texts.REG_ESC_ELSEWHERE.format(label=household.label)
+            continue
+        before = {st.id for st in await recipients(s, ctx.settings, esc, esc.level)}
+        esc.household_id, esc.household = household.id, household
+        esc.building_id, esc.building = household.building_id, household.building
+        esc.grid_id = household.building.grid_id
+        esc.resident_id = esc.reporter_id = resident.id
+        key = f"{esc.kind}:r{resident.id}:{local_date(ctx.settings, esc.opened_at).isoformat()}"
+        if await s.scalar(select(Escalation.id).where(Escalation.dedup_key == key)) is None:
+            esc.dedup_key = key
+        await s.flush()
+        now_told = await recipients(s, ctx.settings, esc, esc.level, resident)
+        new = [st for st in now_told if st.id not in before]
+        if new:
+            body = await alert_text(s, ctx.settings, esc, header=texts.REG_ESC_MOVED_HEADER)
+            out += await notify_alert(s, esc, new, body, f"esc:{esc.id}:bound")
+        old = [st for st in now_told if st.id in before]
+        out += compact(to_person(st, texts.REG_ESC_MOVED.format(code=esc.code, label=household.label,
+                                                                 name=resident.name),
+                                 kind="escalation", dedup_key=f"esc:{esc.id}:bound:s{st.id}") for st in old)
+        log.info("escalation %s moved to household %s on registration", esc.code, household.id)
+    return out
 
 
 # --- conversation state: a registration waiting for "which one?" ---------------------------------
@@ -209,7 +243,7 @@ async def _ask(ctx: Context, pending: dict | None = None) -> list[Outbound]:
     out: list[Outbound | None] = []
     question = [to_sender(ctx, _choices_text(pending))] if pending else []
     if ctx.inbound.is_group and ctx.building is not None and (emergency or fever):
-        out += await _alert_unregistered(ctx, ctx.building, emergency)
+        out += await _escalate_unregistered(ctx, ctx.building)
         out.append(to_sender(ctx, texts.REG_EMERGENCY if emergency else texts.REG_FEVER))
         out.append(group_message(ctx.building, texts.GROUP_ABNORMAL, channel=ctx.inbound.channel,
                                  chat_id=ctx.inbound.chat_id, reply_to=ctx.inbound.reply_to))
@@ -218,16 +252,15 @@ async def _ask(ctx: Context, pending: dict | None = None) -> list[Outbound]:
         # The address fits several households: the grid workers of each candidate building hear of
         # it now rather than after the resident picks one (they may never answer).
         for b in await _pending_buildings(ctx, pending):
-            out += await _alert_unregistered(ctx, b, emergency, private=True)
+            out += await _escalate_unregistered(ctx, b)
         out.append(to_sender(ctx, texts.REG_EMERGENCY if emergency else texts.REG_FEVER_CANDIDATES))
         return compact(out + question)
-    if emergency:
-        # no building to go by: the street duty officers are the last line
-        text = (f"【紧急求助·{texts.UNREGISTERED}】私聊 {ctx.inbound.sender_name or ctx.inbound.sender_id}"
-                f"（{ctx.inbound.channel}）\n原话：“{ctx.text}”\n住址不明，请立即联系。")
-        out += [to_person(st, text, kind="escalation", dedup_key=f"unreg:{ctx.inbound_id or ctx.inbound.msg_id}:s{st.id}")
-                for st in await people.duty_everywhere(ctx.session)]
-        out.append(to_sender(ctx, texts.REG_EMERGENCY))
+    if emergency or fever:
+        # no building to go by: the street duty officers are the last line, and the sender is asked
+        # for the address at once
+        out += await _escalate_unregistered(ctx, None)
+        await _mark_asked(ctx)
+        out.append(to_sender(ctx, texts.REG_EMERGENCY_NO_ADDRESS if emergency else texts.REG_FEVER_NO_ADDRESS))
         return compact(out + question)
     if ctx.inbound.is_group:
         # chatter from an unknown member: ask privately, once (a day at most), never flood the group
@@ -245,8 +278,7 @@ async def _ask(ctx: Context, pending: dict | None = None) -> list[Outbound]:
     if pending:
         return compact(question)
     await _mark_asked(ctx)
-    # No building at all: nobody can be told yet; the report is kept and escalated on binding.
-    return [to_sender(ctx, texts.REG_FEVER_NO_ADDRESS if fever else texts.REG_ASK)]
+    return [to_sender(ctx, texts.REG_ASK)]
 
 
 async def _pending_buildings(ctx: Context, pending: dict) -> list[Building]:
@@ -308,6 +340,7 @@ async def _bind(ctx: Context, household: Household, name: str) -> tuple[Resident
         return resident, []
     log.info("bound sender on %s to household %s as resident %s", inbound.channel, household.id, resident.id)
     out: list[Outbound | None] = [to_sender(ctx, texts.REG_DONE.format(label=household.label, name=name))]
+    out += await _attach_unregistered(ctx, resident, household)
     note = texts.REG_TO_WORKER.format(label=household.label, name=name, channel=inbound.channel)
     out += [to_person(w, note, kind="registration") for w in await people.grid_workers(s, household.building.grid_id)]
     return resident, compact(out)
@@ -316,10 +349,10 @@ async def _bind(ctx: Context, household: Household, name: str) -> tuple[Resident
 async def _replay(ctx: Context, row: InboundMessage, parsed: object) -> list[Outbound]:
     """An earlier message of this sender (sent before they were bound), handled now as theirs,
     through the dispatcher like any message of a known resident."""
-    if getattr(parsed, "address", None) and dataclasses.is_dataclass(parsed):
+    if getattr(parsed, "address", None):
         # an address in a message sent before binding was a registration attempt (maybe the wrong
         # one), not a neighbour's: the report is about the household just bound
-        parsed = dataclasses.replace(parsed, address=None)  # type: ignore[type-var]
+        parsed = _own_report(parsed)
     earlier = Inbound(channel=row.channel, msg_id=row.msg_id, sender_id=row.sender_id, text=row.text,
                       sent_at=row.sent_at, chat_id=row.chat_id, sender_name=row.sender_name,
                       kind=row.kind, reply_to=None)
@@ -328,6 +361,13 @@ async def _replay(ctx: Context, row: InboundMessage, parsed: object) -> list[Out
     if parsed.checkin is not None or parsed.emergency or parsed.fever or parsed.request:  # type: ignore[attr-defined]
         return await ctx.dispatch(sub)
     return []
+
+
+def _own_report(parsed: Any) -> Any:
+    """The report in a message that carried the sender's own address and name: it is about the
+    sender ("3-2-501 周七 发烧38.4" — 周七 is who registers, not a neighbour)."""
+    me = Subject(who="self", temperature=parsed.temperature, fever=parsed.fever, symptoms=tuple(parsed.symptoms))
+    return dataclasses.replace(parsed, address=None, concerns="self", persons=(), subjects=(me,))
 
 
 async def _earlier_health_report(ctx: Context, skip: set[int] = frozenset()) -> list[Outbound]:  # type: ignore[assignment]
@@ -414,8 +454,8 @@ async def on_unknown_sender(ctx: Context) -> list[Outbound]:
         if pending:
             await _drop_pending(ctx)
         out = [to_sender(ctx, problem)]
-        if p and (p.emergency or p.fever) and ctx.building is not None:
-            out += await _alert_unregistered(ctx, ctx.building, bool(p.emergency))
+        if _is_health(p):
+            out += await _escalate_unregistered(ctx, ctx.building)
         return out
     name = extract_name(ctx.text, has_report)
     if len(found) > 1:
@@ -426,8 +466,12 @@ async def on_unknown_sender(ctx: Context) -> list[Outbound]:
             new["report_id"], new["report_health"] = ctx.inbound_id, _is_health(p)
         await _save_pending(ctx, new)
         out = [to_sender(ctx, _choices_text(new))]
-        if p and (p.emergency or p.fever) and ctx.inbound.is_group and ctx.building is not None:
-            out += await _alert_unregistered(ctx, ctx.building, bool(p.emergency))
+        if _is_health(p):
+            if ctx.inbound.is_group and ctx.building is not None:
+                out += await _escalate_unregistered(ctx, ctx.building)
+            else:
+                for b in {h.building_id: h.building for h in found}.values():
+                    out += await _escalate_unregistered(ctx, b)
         return out
     if pending:
         await _drop_pending(ctx)
@@ -438,6 +482,7 @@ async def on_unknown_sender(ctx: Context) -> list[Outbound]:
         return out
     ctx.resident, ctx.household = resident, household
     if has_report:
+        ctx.parsed = _own_report(p)
         out += await ctx.dispatch(ctx)
         if pending and pending.get("report_health") and not _is_health(p):
             out += await _stored_report(ctx, pending)

@@ -27,7 +27,6 @@ SLOT_ZH = {"am": "上午", "pm": "下午", "day": "今日"}
 
 # --- group lines: neutral by construction ---
 GROUP_ABNORMAL = "已收到，工作人员马上联系您。"
-GROUP_REQUEST = "已收到，工作人员会私信联系您。"
 
 # --- residents, private ---
 SAFE_OK = "已记录：{label} {what}平安{temp}。谢谢！"
@@ -48,7 +47,7 @@ RESIDENT_HELP = (
 )
 UNKNOWN_HOUSEHOLD = "没有找到 {address} 这户，请核对楼号-单元-房号（例如 3-2-501）。"
 ACKED_TO_RESIDENT = "{role}{name}已收到您报告的情况，会尽快联系您。"
-CLOSED_TO_RESIDENT = "您报告的情况（{code}）已处理完毕。{note}"
+CLOSED_TO_RESIDENT = "您报告的情况已由{role}{name}处理完毕。{note}"
 
 # --- registration ---
 REG_ASK = "您好！请先告诉我您的住址，如：3-2-501 王芳（楼号-单元-房号 姓名）"
@@ -62,10 +61,16 @@ REG_NAME_TAKEN = "{label} 已有一位“{name}”登记了微信，请联系网
 REG_TO_WORKER = "【新登记】{label} {name} 已绑定微信（{channel}）。"
 REG_EMERGENCY = "请立即拨打120！已通知本楼网格员。请同时告诉我您的住址：楼号-单元-房号 姓名。"
 REG_FEVER = "已转告本楼网格员。请告诉我您的住址和姓名（例如 3-2-501 王芳），便于网格员联系您。"
-REG_FEVER_NO_ADDRESS = ("已记下您的情况。请马上告诉我您的住址和姓名（例如 3-2-501 王芳），我们立即转告网格员。"
-                        "如情况紧急请拨打120。")
+REG_ESC_ELSEWHERE = "发送人已登记在 {label}，不在本楼"
+REG_ESC_MOVED_HEADER = "发送人已登记住址"
+REG_ESC_MOVED = "{code}：发送人已登记为 {label} {name}。"
+REG_EMERGENCY_NO_ADDRESS = ("请立即拨打120！已通知街道值班人员。请马上告诉我您的住址和姓名（例如 3-2-501 王芳），"
+                            "便于工作人员找到您。")
+REG_FEVER_NO_ADDRESS = ("已记下您的情况，并已转告街道值班人员。请马上告诉我您的住址和姓名（例如 3-2-501 王芳），"
+                        "便于网格员联系您。如情况紧急请拨打120。")
 REG_FEVER_CANDIDATES = "已转告相关网格员。请回复序号确认您的住址，便于网格员尽快联系您。"
 UNREGISTERED = "未登记居民"
+UNREGISTERED_SENDER = "发送人：{name}（未登记，{channel} {id}），请核实住址"
 
 # --- service requests ---
 REQUEST_CREATED = "已登记您的{cat}需求{code}：{items}。有人接单后会通知您。"
@@ -95,6 +100,7 @@ ESC_ALREADY_ACKED = "{code} 已由{name}于{at}确认。"
 ESC_CLOSED = "已办结 {code}。"
 ESC_ALREADY_CLOSED = "{code} 已办结。"
 ESC_ACKED_OTHERS = "{code} 已由{role}{name}确认处理。"
+ESC_CLOSED_OTHERS = "{code} 已由{role}{name}办结。"
 REQ_TAKEN_OK = "已接单 {code}：{label} {items}。完成后请回复“完成 {code}”。"
 REQ_ALREADY_TAKEN = "{code} 已由{name}接单。"
 REQ_DONE_OK = "已完成 {code}，已告知居民。"

@@ -192,7 +192,19 @@ class Staff(Base):
     channel: Mapped[str] = mapped_column(String(16), default="wecom")
     channel_user_id: Mapped[str] = mapped_column(String(128))
     password_hash: Mapped[str | None] = mapped_column(String(256))
+    # The channels to try after `channel` when an alert cannot be delivered there, in order (the
+    # roster's 渠道 "wecom、bridge"): [{"channel": "bridge", "id": "wxid_..."}].
+    alt_channels: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list, server_default="[]")
     scopes: Mapped[list[StaffScope]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+    @property
+    def contacts(self) -> list[tuple[str, str]]:
+        """(channel, id) in the order to try them: `channel` first, then `alt_channels`."""
+        out = [(self.channel, self.channel_user_id)]
+        for c in self.alt_channels or ():
+            if c.get("channel") and c.get("id") and (c["channel"], c["id"]) not in out:
+                out.append((c["channel"], c["id"]))
+        return out
 
 
 class StaffScope(Base):
@@ -274,7 +286,12 @@ class OutboundMessage(Base):
     reply_to: Mapped[str | None] = mapped_column(Text)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sending | sent | failed
+    # An alert of this escalation (kind "escalation"): a failed one is tried on the staff member's
+    # next channel; with none left it is "unreachable" and the escalation goes up at once. No
+    # foreign key: the outbox is a log, and must never stop an escalation from being merged away.
+    escalation_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # pending | sending | sent | failed | unreachable (failed on every channel of its recipient)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
@@ -283,17 +300,21 @@ class OutboundMessage(Base):
 
 
 class CheckIn(Base):
-    """A daily report (报平安 / 报情况) for a household or one person in it.
+    """A daily report (报平安 / 报情况) for a household or one person in it: one row a report.
 
     `person` is "" for the household as a whole, "r<id>" for a known resident, or the words the
     sender used for someone ("老人", "孩子"). `slot` is "day", or "am"/"pm" for people in quarantine.
-    A later report for the same (household, person, date, slot) replaces the earlier one.
+    Every report is kept (a fever then "36.5 正常" is two rows: the day is abnormal, the latest reading
+    is 36.5); only an explicit correction ("刚才写错了") replaces the latest row of its key.
+    `source` says how it came: "self" (the household's own member), "proxy" (a neighbour, 楼长 or
+    volunteer for them: `reporter_label` names who), "list" (a line of a 接龙), "staff" (a worker's
+    代报: `staff_id`).
     """
 
     __tablename__ = "checkins"
     __table_args__ = (
-        UniqueConstraint("household_id", "person", "date", "slot"),
         Index("ix_checkins_date_household", "date", "household_id"),
+        Index("ix_checkins_key", "household_id", "person", "date", "slot"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
@@ -308,6 +329,9 @@ class CheckIn(Base):
     symptoms: Mapped[list[str]] = mapped_column(default=list)
     text: Mapped[str] = mapped_column(Text, default="")
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    source: Mapped[str] = mapped_column(String(8), default="self", server_default="self")
+    reporter_label: Mapped[str | None] = mapped_column(String(100))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -317,6 +341,12 @@ class Escalation(Base):
 
     `level` 0 is the grid worker; 1 adds the grid leader and the team's medical worker; 2 the street
     duty officer. `deadline_at` is when it moves up if nobody has acknowledged it.
+
+    The household may be unknown: a fever from a group member the roster does not know is an
+    escalation on the group's `building` (`sender_*` say who wrote); a private one with no address
+    has neither, and goes to the street duty officers. When the sender registers, the escalation
+    moves to their household. `subject` is the person as the reporter wrote them ("王某某"), and
+    `reporter_label` who reported for them ("楼长刘红").
     """
 
     __tablename__ = "escalations"
@@ -326,11 +356,17 @@ class Escalation(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(12))  # fever | symptom | emergency | missed
-    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id"))
+    sender_channel: Mapped[str | None] = mapped_column(String(16))
+    sender_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    sender_name: Mapped[str | None] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(String(100))
+    reporter_label: Mapped[str | None] = mapped_column(String(100))
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
     # Who reported it (a family member or neighbour may report for someone): they hear the answer.
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
-    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
     level: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(8), default="open")  # open | acked | closed
     summary: Mapped[str] = mapped_column(Text, default="")
@@ -345,11 +381,36 @@ class Escalation(Base):
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     closed_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
-    household: Mapped[Household] = relationship(lazy="joined")
+    household: Mapped[Household | None] = relationship(lazy="joined")
+    building: Mapped[Building | None] = relationship(lazy="joined")
 
     @property
     def code(self) -> str:
         return f"E{self.id}"
+
+    @property
+    def place(self) -> str:
+        """Where it is, as a worker reads it: '3-2-501', or '3号楼（住户未登记）', or '住址未知'."""
+        if self.household is not None:
+            return self.household.label
+        if self.building is not None:
+            return f"{self.building.name}（住户未登记）"
+        return "住址未知"
+
+
+class ListLine(Base):
+    """A line of a 接龙 seen in a group on a day, so a re-posted list records only what is new."""
+
+    __tablename__ = "list_lines"
+    __table_args__ = (UniqueConstraint("chat_id", "date", "digest"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128))
+    date: Mapped[date] = mapped_column(Date)
+    digest: Mapped[str] = mapped_column(String(64))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    line: Mapped[str] = mapped_column(Text, default="")
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    created_at: Mapped[datetime]
 
 
 class ServiceRequest(Base):
