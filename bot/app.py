@@ -35,6 +35,7 @@ from bot.web import setup_web
 from scheduler.service import start_scheduler
 from storage.db import Database
 from storage.models import OutboundMessage
+from storage.queries import undeliverable_escalations
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,16 @@ async def healthz(request: web.Request) -> web.Response:
             failed.append(f"redis: {type(exc).__name__}")
     if failed:
         return text_response(503, "unavailable: " + "; ".join(failed))
+    # Up, but alerts are not reaching people: 200 (restarting the process would not help), and a
+    # body that says so for whoever watches it (a count only: this route needs no login; the log
+    # and the dashboard name the escalations).
+    try:
+        async with rt.db.session() as s:
+            stuck = await asyncio.wait_for(undeliverable_escalations(s), 5)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return text_response(503, f"unavailable: database: {type(exc).__name__}")
+    if stuck:
+        return text_response(200, f"degraded: {len(stuck)} escalations with undeliverable alerts")
     return text_response(200, "ok")
 
 
@@ -193,6 +204,25 @@ async def handle_now(runtime: Runtime, inbound: Inbound) -> list[OutboundMessage
 # -- gridbot serve ----------------------------------------------------------------------------------
 
 
+async def warn_unreachable(rt: Runtime) -> list[int]:
+    """A WARNING for the staff none of whose channels this process has: their alerts go nowhere
+    (each escalation then climbs at once). Returns their ids."""
+    from handlers.people import unreachable_staff
+
+    try:
+        async with rt.db.session() as s:
+            staff = await unreachable_staff(s, rt.channels)
+    except Exception as exc:  # noqa: BLE001 - never keeps the server from starting
+        log.warning("could not check which staff can be reached (%s)", type(exc).__name__)
+        return []
+    if staff:
+        channels = sorted({ch for st in staff for ch, _ in st.contacts})
+        log.warning("%d staff members have no configured channel (%s), alerts to them cannot be delivered "
+                    "and their escalations go up the chain at once: staff ids %s",
+                    len(staff), ", ".join(channels), ", ".join(str(st.id) for st in staff))
+    return [st.id for st in staff]
+
+
 def cli_serve(args: Any) -> int:
     settings = load_settings()
     host = getattr(args, "host", None) or settings.host
@@ -212,6 +242,7 @@ def cli_serve(args: Any) -> int:
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
     rt = build_runtime(settings)
+    await warn_unreachable(rt)
     app = build_app(rt)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sqlalchemy import func, select
 
 from storage.models import Escalation, OutboundMessage
+from storage.queries import undeliverable_escalations
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -26,6 +27,12 @@ class Metrics:
         self.inbox_depth = Gauge("gridbot_inbox_depth", "Inbox rows waiting to be handled", registry=r)
         self.send_failures = Counter("gridbot_send_failures", "Failed send attempts", ["channel", "reason"],
                                      registry=r)
+        self.alerts_undeliverable = Counter(
+            "gridbot_alerts_undeliverable", "Escalation alerts that no channel of their recipient delivered",
+            registry=r)
+        self.escalations_undeliverable = Gauge(
+            "gridbot_escalations_undeliverable", "Escalations not yet closed with an undeliverable alert",
+            registry=r)
         self.handler_latency = Histogram(
             "gridbot_handler_latency_seconds", "Time in the dispatcher for one message", registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
@@ -40,6 +47,7 @@ class Metrics:
             self.outbox_depth.set(await s.scalar(
                 select(func.count()).select_from(OutboundMessage)
                 .where(OutboundMessage.status.in_(("pending", "sending")))) or 0)
+            self.escalations_undeliverable.set(len(await undeliverable_escalations(s)))
             self.inbox_depth.set(await s.scalar(
                 select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "pending")) or 0)
 

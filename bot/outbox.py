@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -10,6 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Outbound
 from storage.models import OutboundMessage
+
+# The dedup key of an escalation's alert to a staff member (handlers/escalation.py `_notify`):
+# "esc:{escalation id}:{what}:s{staff id}", then ">{channel}" for each channel it was re-sent on.
+ALERT_KEY = re.compile(r"^esc:(\d+):.*:s(\d+)(?:>[a-z]+)*$")
+
+
+def alert_of(kind: str, dedup_key: str | None) -> tuple[int, int] | None:
+    """(escalation id, staff id) of an escalation alert's outbox row; None for any other row."""
+    m = ALERT_KEY.match(dedup_key or "") if kind == "escalation" else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 async def enqueue(
@@ -31,6 +42,7 @@ async def enqueue(
             OutboundMessage.dedup_key.in_(keys)))).all())
     rows = []
     for m in messages:
+        alert = alert_of(m.kind, m.dedup_key)
         if m.dedup_key:
             if m.dedup_key in seen:
                 continue
@@ -38,6 +50,7 @@ async def enqueue(
         rows.append(OutboundMessage(
             channel=m.channel, to_user=m.to_user, to_chat=m.to_chat, text=m.text, kind=m.kind,
             dedup_key=m.dedup_key, reply_to=m.reply_to, inbound_id=inbound_id, notice_id=m.notice_id or notice_id,
+            escalation_id=alert[0] if alert else None,
             status="pending", attempts=0, created_at=now, next_attempt_at=now,
         ))
     session.add_all(rows)

@@ -9,6 +9,13 @@ our id — the bridge gets the outbox id for exactly that; WeCom offers nothing 
 duplicate is better than a lost fever alert. Timeouts are the same ambiguity and get the same answer.
 
 On PostgreSQL several senders may run (`FOR UPDATE SKIP LOCKED` on the claim); on SQLite one.
+
+An escalation's alert that fails for good (its channel is not configured here, the platform refused
+it, or a day of retries ran out) is sent again, same text, on the staff member's next channel (the
+roster's 渠道 "wecom、bridge"; handlers/people.py `next_contact`), as a new outbox row. With no
+channel left the row is "unreachable": an ERROR names the escalation and the staff id (never the
+text), it is counted, /healthz says degraded, and the escalation goes up its chain at once — its
+deadline is set to now and the escalation sweep runs — instead of after its 15 minutes.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.channels.base import Delivery, SendError
-from storage.models import InboundMessage, OutboundMessage
+from bot.model import Outbound, TimerEvent
+from bot.outbox import alert_of, enqueue
+from storage.models import Escalation, InboundMessage, OutboundMessage, Staff
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -146,6 +155,7 @@ class Sender:
 
     async def _record(self, results: dict[int, tuple[str, str | None, float]]) -> None:
         now = self.rt.clock.now()
+        hurry = False
         async with self.rt.db.session() as s:
             rows = (await s.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(results)))).all()
             for r in rows:
@@ -166,6 +176,58 @@ class Sender:
                         r.last_error = f"gave up after {r.attempts} attempts: {error}"
                     else:
                         r.status, r.next_attempt_at = "pending", now + timedelta(seconds=delay)
+            failed = [r for r in rows if r.status == "failed" and r.kind == "escalation"]
+            if failed:
+                hurry = await self._fall_back(s, failed, now)
+        if hurry:
+            await self._hurry(now)
+
+    async def _fall_back(self, s, rows: list[OutboundMessage], now) -> bool:
+        """Re-sends failed escalation alerts on their recipient's next channel; marks those with
+        none left unreachable and moves their escalations' deadlines to now. True if it moved one."""
+        from handlers import people
+
+        again: dict[int | None, list[Outbound]] = defaultdict(list)
+        moved = False
+        metrics = getattr(self.rt, "metrics", None)
+        for r in rows:
+            alert = alert_of(r.kind, r.dedup_key)
+            if alert is None:
+                continue
+            esc_id, staff_id = alert
+            staff = await s.get(Staff, staff_id)
+            nxt = people.next_contact(staff, r.channel, r.to_user) if staff is not None else None
+            if nxt is not None:
+                again[r.inbound_id].append(Outbound(channel=nxt[0], to_user=nxt[1], text=r.text, kind=r.kind,
+                                      dedup_key=f"{r.dedup_key}>{nxt[0]}"))
+                log.warning("outbox %s: alert of escalation E%s to staff %s failed on %s; trying %s",
+                            r.id, esc_id, staff_id, r.channel, nxt[0])
+                continue
+            r.status = "unreachable"
+            tried = ", ".join(ch for ch, _ in people.contacts(staff)) if staff is not None else r.channel
+            log.error("escalation E%s: alert to staff %s could not be delivered on any channel (%s); "
+                      "moving the escalation up now", esc_id, staff_id, tried)
+            if metrics is not None:
+                metrics.alerts_undeliverable.inc()
+            # Only an escalation nobody has acknowledged moves (one statement: an ack that commits
+            # meanwhile is not undone).
+            res = await s.execute(update(Escalation).where(
+                Escalation.id == esc_id, Escalation.status == "open", Escalation.deadline_at.is_not(None))
+                .values(deadline_at=now).execution_options(synchronize_session=False))
+            moved = moved or bool(res.rowcount)
+        for inbound_id, outs in again.items():  # the same cause as the failed row
+            await enqueue(s, outs, now, inbound_id=inbound_id)
+        return moved
+
+    async def _hurry(self, now) -> None:
+        """The escalation sweep, now: escalations whose alerts went nowhere climb at once."""
+        from bot.timers import fire_event
+
+        try:
+            await fire_event(self.rt, TimerEvent("escalation-sweep", now))
+        except Exception as exc:  # noqa: BLE001 - the scheduler's own sweep comes within a minute
+            log.warning("escalation sweep after an undeliverable alert failed (%s); the next sweep runs it",
+                        type(exc).__name__)
 
     async def deliver_due(self, max_rounds: int = 1000) -> int:
         """Delivers until nothing is due now (handle_now, the demo, tests)."""

@@ -1,5 +1,6 @@
 """Small shared reads and writes: which household an address means, the natural order of room
-labels, inserts that ignore conflicts on both databases, and the marks jobs leave when they ran.
+labels, inserts that ignore conflicts on both databases, the marks jobs leave when they ran, and the
+escalations whose alerts could not be delivered.
 Who is responsible for what is decided in handlers/people.py."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Building, Household, JobRun
+from storage.models import Building, Escalation, Household, JobRun, OutboundMessage
 
 _NUM = re.compile(r"(\d+)")
 
@@ -86,3 +87,15 @@ async def record_run(session: AsyncSession, job: str, period: str, now: datetime
 
 async def has_run(session: AsyncSession, job: str, period: str) -> bool:
     return await session.scalar(select(JobRun.id).where(JobRun.job == job, JobRun.period == period)) is not None
+
+
+async def undeliverable_escalations(session: AsyncSession, where: Any = None) -> list[int]:
+    """Ids of the escalations not yet closed that have an alert no channel of its recipient could
+    deliver (bot/sender.py marks such an outbox row "unreachable"); `where` narrows the
+    escalations (a viewer's scope)."""
+    q = (select(Escalation.id).join(OutboundMessage, OutboundMessage.escalation_id == Escalation.id)
+         .where(OutboundMessage.status == "unreachable", Escalation.status != "closed")
+         .distinct().order_by(Escalation.id))
+    if where is not None:
+        q = q.where(where)
+    return list((await session.scalars(q)).all())

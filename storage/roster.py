@@ -10,6 +10,11 @@ Three stages, so each can be tested and timed alone:
    and updates. A district roster is 300k rows; one ORM object and one query per row would take
    many minutes on SQLite.
 
+A staff member may be reached on several channels: 渠道 "wecom、bridge" (tried in that order) with
+one 微信ID for all of them or one per channel ("zhangwei、wxid_zw"); the first is `Staff.channel`,
+the others `Staff.alt_channels`. A staff row matches the staff member who has its first channel, else
+any of its channels, so reordering 渠道 updates them rather than adding a second person.
+
 Re-importing the same file changes nothing. Rows absent from the file are left alone: the roster
 adds and corrects, it never deletes (a resident who bound themselves in chat must not vanish).
 """
@@ -285,6 +290,8 @@ class BuildingRec:
 
 @dataclass(frozen=True)
 class StaffRec:
+    """`channel`/`uid` first; `alt` the channels to try after it, in the roster's order."""
+
     row: int
     name: str
     role: str
@@ -292,6 +299,15 @@ class StaffRec:
     channel: str
     uid: str
     scopes: tuple[str, ...]
+    alt: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def contacts(self) -> list[tuple[str, str]]:
+        return [(self.channel, self.uid), *self.alt]
+
+    @property
+    def alt_channels(self) -> list[dict[str, str]]:
+        return [{"channel": ch, "id": uid} for ch, uid in self.alt]
 
 
 @dataclass(frozen=True)
@@ -334,6 +350,24 @@ def _channel(text: str, default: str | None) -> str | None:
     return ch
 
 
+def _staff_contacts(channels_text: str, ids_text: str) -> list[tuple[str, str]]:
+    """A staff row's 渠道 ("wecom", or "wecom、bridge": tried in that order) and 微信ID (one id for
+    every channel, or one per channel in the same order) as (channel, id) pairs."""
+    channels: list[str] = []
+    for text in split_list(channels_text) or ["wecom"]:
+        ch = _channel(text, "wecom") or "wecom"
+        if ch in channels:
+            raise ValueError(f"渠道 {ch!r} 重复（可用: {', '.join(CHANNELS)}，以“、”分隔）")
+        channels.append(ch)
+    ids = split_list(ids_text)
+    if len(ids) == 1:
+        ids = ids * len(channels)
+    elif len(ids) != len(channels):
+        raise ValueError(f"微信ID 有{len(ids)}个，渠道有{len(channels)}个：应为一个微信ID（各渠道通用），"
+                         "或每个渠道一个，以“、”分隔、顺序与渠道相同")
+    return list(zip(channels, ids, strict=True))
+
+
 def validate_building(row: int, r: Row) -> BuildingRec | RowError:
     try:
         for col in REQUIRED[SHEET_BUILDINGS]:
@@ -355,7 +389,7 @@ def validate_staff(row: int, r: Row, known: Known) -> StaffRec | RowError:
         role = r["角色"]
         if role not in ROLES:
             raise ValueError(f"未知角色 {role!r}（可用: {'、'.join(ROLES)}）")
-        channel = _channel(r.get("渠道", ""), "wecom") or "wecom"
+        contacts = _staff_contacts(r.get("渠道", ""), r["微信ID"])
         scopes = split_list(r.get("负责", ""))
         for s in scopes:
             if role in STREET_ROLES and (s in known.streets or s == DISTRICT):
@@ -365,7 +399,8 @@ def validate_staff(row: int, r: Row, known: Known) -> StaffRec | RowError:
                 raise ValueError(f"负责中有未知{what} {s!r}")
     except ValueError as exc:
         return RowError(SHEET_STAFF, row, str(exc))
-    return StaffRec(row, r["姓名"], role, r.get("手机") or None, channel, r["微信ID"], tuple(scopes))
+    (channel, uid), *alt = contacts
+    return StaffRec(row, r["姓名"], role, r.get("手机") or None, channel, uid, tuple(scopes), tuple(alt))
 
 
 def validate_resident(row: int, r: Row, known: Known) -> ResidentRec | RowError:
@@ -462,7 +497,9 @@ async def import_roster(db: Database, path: str | Path, *, tz: tzinfo, quarantin
         known.grids = set((await s.scalars(select(Grid.name))).all())
         known.streets = set((await s.scalars(select(Street.name))).all())
         known.buildings = dict((await s.execute(select(Building.name, Building.channel))).all())
-        known.staff_uids = set((await s.scalars(select(Staff.channel_user_id))).all())
+        for uid, alt in (await s.execute(select(Staff.channel_user_id, Staff.alt_channels))).all():
+            known.staff_uids.add(uid)
+            known.staff_uids.update(c.get("id") for c in alt or () if c.get("id"))
         for name in SHEETS:
             sheet = sheets.get(name)
             if sheet is None:
@@ -590,19 +627,27 @@ async def _import_staff(s: AsyncSession, rows: Iterable[tuple[int, Row]], known:
     recs: list[StaffRec] = []
     for number, r in rows:
         rec = validate_staff(number, r, known)
-        if isinstance(rec, StaffRec) and (rec.channel, rec.uid) in seen:
-            rec = RowError(SHEET_STAFF, number,
-                           f"渠道 {rec.channel} 的微信ID {rec.uid!r} 与第{seen[(rec.channel, rec.uid)]}行重复")
+        if isinstance(rec, StaffRec):
+            for ch, uid in rec.contacts:
+                if (ch, uid) in seen:
+                    rec = RowError(SHEET_STAFF, number, f"渠道 {ch} 的微信ID {uid!r} 与第{seen[(ch, uid)]}行重复")
+                    break
         if isinstance(rec, RowError):
             report.reject(rec)
             continue
-        seen[(rec.channel, rec.uid)] = rec.row
+        seen.update({c: rec.row for c in rec.contacts})
         recs.append(rec)
 
     grid_ids = dict((await s.execute(select(Grid.name, Grid.id))).all())
     street_ids = dict((await s.execute(select(Street.name, Street.id))).all())
-    existing = {(row.channel, row.channel_user_id): row for row in (await s.execute(
-        select(Staff.id, Staff.name, Staff.role, Staff.phone, Staff.channel, Staff.channel_user_id))).all()}
+    # A row is the staff member who has its first channel, else any of its channels (渠道 reordered).
+    existing: dict[tuple[str, str], Any] = {}
+    by_alt: dict[tuple[str, str], Any] = {}
+    for row in (await s.execute(select(Staff.id, Staff.name, Staff.role, Staff.phone, Staff.channel,
+                                       Staff.channel_user_id, Staff.alt_channels))).all():
+        existing[(row.channel, row.channel_user_id)] = row
+        for c in row.alt_channels or ():
+            by_alt.setdefault((c.get("channel"), c.get("id")), row)
     scopes: dict[int, set[tuple[int | None, int | None]]] = {}
     for sid, gid, stid in (await s.execute(select(StaffScope.staff_id, StaffScope.grid_id,
                                                   StaffScope.street_id))).all():
@@ -621,12 +666,18 @@ async def _import_staff(s: AsyncSession, rows: Iterable[tuple[int, Row]], known:
 
     inserts, updates, new_recs = [], [], []
     replace_scopes: dict[int, set[tuple[int | None, int | None]]] = {}
+    claimed: set[int] = set()
     for rec in recs:
         old = existing.get((rec.channel, rec.uid))
+        if old is None:
+            old = next((o for c in rec.contacts if (o := existing.get(c) or by_alt.get(c)) is not None
+                        and o.id not in claimed), None)
+        if old is not None:
+            claimed.add(old.id)
         # An empty phone cell keeps the number we have rather than erasing it.
         phone = rec.phone if rec.phone is not None else (old.phone if old else None)
         values = {"name": rec.name, "role": rec.role, "phone": phone, "channel": rec.channel,
-                  "channel_user_id": rec.uid}
+                  "channel_user_id": rec.uid, "alt_channels": rec.alt_channels}
         want = wanted(rec)
         if old is None:
             inserts.append({**values, "password_hash": None})
@@ -634,7 +685,8 @@ async def _import_staff(s: AsyncSession, rows: Iterable[tuple[int, Row]], known:
             counts.added += 1
             continue
         changed = False
-        if (old.name, old.role, old.phone) != (rec.name, rec.role, phone):
+        if (old.name, old.role, old.phone, old.channel, old.channel_user_id, old.alt_channels or []) != (
+                rec.name, rec.role, phone, rec.channel, rec.uid, rec.alt_channels):
             updates.append({"id": old.id, **values})
             changed = True
         if scopes.get(old.id, set()) != want:
@@ -658,7 +710,7 @@ async def _import_staff(s: AsyncSession, rows: Iterable[tuple[int, Row]], known:
         await _insert(s, StaffScope, [{"staff_id": sid, "grid_id": g, "street_id": st}
                                       for sid, want in replace_scopes.items() for g, st in sorted(
                                           want, key=lambda t: (t[0] or 0, t[1] or 0))])
-    known.staff_uids.update(rec.uid for rec in recs)
+    known.staff_uids.update(uid for rec in recs for _, uid in rec.contacts)
 
 
 async def _import_residents(s: AsyncSession, rows: Iterable[tuple[int, Row]], known: Known,
@@ -700,8 +752,14 @@ async def _import_residents(s: AsyncSession, rows: Iterable[tuple[int, Row]], kn
             select(Household.id, Household.building_id, Household.unit, Household.room))).all()}
 
     staff_ids: dict[str, int] = {}
-    for sid, uid in (await s.execute(select(Staff.id, Staff.channel_user_id).order_by(Staff.id.desc()))).all():
+    rows_by_age = (await s.execute(select(Staff.id, Staff.channel_user_id, Staff.alt_channels)
+                                   .order_by(Staff.id.desc()))).all()
+    for sid, uid, _ in rows_by_age:
         staff_ids[uid] = sid  # the oldest wins when one id exists on two channels
+    for sid, _, alt in reversed(rows_by_age):  # then the ids of their other channels, oldest first
+        for c in alt or ():
+            if c.get("id") and c["id"] not in staff_ids:
+                staff_ids[c["id"]] = sid
 
     cols = (Resident.id, Resident.household_id, Resident.name, Resident.phone, Resident.channel,
             Resident.channel_user_id, Resident.category, Resident.cadre_id, Resident.police_id,

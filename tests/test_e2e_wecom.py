@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from bot.app import build_app, build_runtime
 from bot.config import Settings
-from storage.models import CheckIn, Escalation, InboundMessage, Resident, Staff
+from storage.models import CheckIn, Escalation, InboundMessage, OutboundMessage, Resident, Staff
 from tests.fakewecom import FakeWeCom, encrypt_xml_callback, text_xml
 from tests.testbot import community
 
@@ -109,3 +109,68 @@ async def test_safe_report_escalates_nothing(running, fake, clock):
         assert await s.scalar(select(func.count(CheckIn.id))) == 1
         assert await s.scalar(select(func.count(Escalation.id))) == 0
     assert fake.sent_to("zhangwei") == []
+
+
+# --- delivery you can trust: a staff member's other channels, and an alert that reaches no one ----------
+
+
+async def _staff_channels(rt, seed, key: str, channel: str, alt: list[tuple[str, str]] = ()) -> None:
+    async with rt.db.session() as s:
+        await s.execute(update(Staff).where(Staff.id == seed.ids[key]).values(
+            channel=channel, alt_channels=[{"channel": c, "id": i} for c, i in alt]))
+
+
+async def _outbox_to(rt, user: str, settled: int = 1, timeout: float = 5.0) -> list[OutboundMessage]:
+    """The outbox rows to `user`, once at least `settled` of them are no longer pending or sending."""
+    t0 = time.perf_counter()
+    while True:
+        async with rt.db.session() as s:
+            rows = list((await s.scalars(select(OutboundMessage).where(OutboundMessage.to_user == user)
+                                         .order_by(OutboundMessage.id))).all())
+        if sum(r.status not in ("pending", "sending") for r in rows) >= settled:
+            return rows
+        if time.perf_counter() - t0 > timeout:
+            raise AssertionError(f"outbox to {user}: {[(r.channel, r.status) for r in rows]}")
+        await asyncio.sleep(0.005)
+
+
+async def test_an_alert_on_an_unconfigured_channel_arrives_on_the_app(running, fake, clock):
+    rt, client, seed = running
+    await _staff_channels(rt, seed, "zhangwei", "bridge", [("wecom", "zhangwei")])  # 渠道 "bridge、wecom"
+    resp = await post(client, clock, "chenjing", "我发烧了38.5度，还咳嗽", 9101)
+    assert resp.status == 200
+    await wait_for(lambda: fake.sent_to("zhangwei"))
+    assert "38.5" in fake.sent_to("zhangwei")[-1].text
+    rows = await _outbox_to(rt, "zhangwei", settled=2)
+    assert [(r.channel, r.status) for r in rows] == [("bridge", "failed"), ("wecom", "sent")]
+    async with rt.db.session() as s:
+        assert (await s.scalar(select(Escalation))).level == 0
+
+
+async def test_a_user_wecom_does_not_know_gets_it_on_the_next_channel(running, fake, clock):
+    rt, client, seed = running
+    fake.users = {"chenjing", "zhoutao", "wangjing", "huangyi", "chengang", "liuyi", "sunmin"}
+    await _staff_channels(rt, seed, "zhangwei", "wecom", [("console", "zhangwei")])  # "wecom、console"
+    await post(client, clock, "chenjing", "我发烧了38.5度", 9102)
+    await wait_for(lambda: any(d.to_user == "zhangwei" for d in rt.channels["console"].transcript))
+    rows = await _outbox_to(rt, "zhangwei", settled=2)
+    assert [(r.channel, r.status) for r in rows] == [("wecom", "failed"), ("console", "sent")]
+    assert rows[0].last_error.startswith("81013")
+
+
+async def test_with_no_working_channel_healthz_degrades_and_the_leader_is_told_at_once(running, fake, clock):
+    rt, client, seed = running
+    await _staff_channels(rt, seed, "zhangwei", "bridge")  # the bridge is not configured here
+    assert await (await client.get("/healthz")).text() == "ok"
+    await post(client, clock, "zhaoliu", "7-1-201 36.6 正常", 9103)  # another grid, to warm up
+    await post(client, clock, "wangfang", "我发烧了38.6度", 9104)
+    # no clock moved: the grid leader and the grid's medic hear of it now, not in 15 minutes
+    await wait_for(lambda: fake.sent_to("chengang") and fake.sent_to("liuyi"))
+    assert "38.6" in fake.sent_to("chengang")[-1].text
+    async with rt.db.session() as s:
+        esc = await s.scalar(select(Escalation))
+        assert esc.level == 1
+    [row] = await _outbox_to(rt, "zhangwei")
+    assert row.status == "unreachable"
+    resp = await client.get("/healthz")
+    assert resp.status == 200 and (await resp.text()).startswith("degraded: 1 escalations")

@@ -147,6 +147,29 @@ def test_staff_row_scopes_split_on_any_separator():
     assert isinstance(rec, StaffRec) and rec.scopes == ("测试街道", "一网格")
 
 
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"渠道": "wecom、qq"}, "未知渠道 'qq'（可用: wecom, aibot, bridge, console）"),
+    ({"渠道": "wecom、wecom"}, "渠道 'wecom' 重复"),
+    ({"渠道": "wecom、bridge", "微信ID": "a、b、c"}, "微信ID 有3个，渠道有2个"),
+    ({"渠道": "wecom", "微信ID": "a、b"}, "微信ID 有2个，渠道有1个"),
+])
+def test_staff_row_with_bad_channels_is_a_clear_row_error(changes, reason):
+    err = validate_staff(6, {**STAFF_ROW, **changes}, KNOWN)
+    assert isinstance(err, RowError) and (err.sheet, err.row) == (SHEET_STAFF, 6)
+    assert reason in err.reason
+    assert str(err).startswith("工作人员 第6行: ")
+
+
+def test_staff_row_with_several_channels_tried_in_order():
+    rec = validate_staff(2, {**STAFF_ROW, "渠道": "wecom、bridge", "微信ID": "liuyang、wxid_ly"}, KNOWN)
+    assert isinstance(rec, StaffRec)
+    assert (rec.channel, rec.uid, rec.alt) == ("wecom", "liuyang", (("bridge", "wxid_ly"),))
+    # one id serves every channel
+    rec = validate_staff(2, {**STAFF_ROW, "渠道": "Bridge、console", "微信ID": "ly"}, KNOWN)
+    assert isinstance(rec, StaffRec) and rec.contacts == [("bridge", "ly"), ("console", "ly")]
+    assert rec.alt_channels == [{"channel": "console", "id": "ly"}]
+
+
 def test_building_row():
     row = {"街道": "测试街道", "社区": "测试社区", "网格": "一网格", "楼栋": "12栋", "群ID": "", "渠道": ""}
     rec = validate_building(2, row)
@@ -332,3 +355,60 @@ async def test_progress_bar_goes_to_stderr(sqlite_db, capsys):
     assert report.ok
     out = capsys.readouterr()
     assert out.out == ""
+
+
+async def test_import_staff_with_several_channels(db, tmp_path):
+    folder = tmp_path / "multi"
+    _write_csv(folder, "楼栋", [["街道", "社区", "网格", "楼栋", "群ID", "渠道"],
+                               ["测试街道", "测试社区", "一网格", "1号楼", "wxgroup-1", "bridge"]])
+    _write_csv(folder, "工作人员", [
+        ["姓名", "角色", "手机", "微信ID", "渠道", "负责"],
+        ["张伟", "网格员", "13800000001", "zhangwei、wxid_zw", "wecom、bridge", "一网格"],
+        ["杨静", "医护", "", "wxid_yj", "bridge、console", "一网格"],
+        ["王五", "网格长", "", "wangwu", "wecom、sms", "一网格"],  # an unknown channel: this row only
+    ])
+    _write_csv(folder, "居民", [
+        ["楼栋", "单元", "房号", "姓名", "手机", "微信ID", "渠道", "类别", "隔离开始", "包保医护"],
+        # the team may name a staff member by the id of any of their channels
+        ["1号楼", "1", "101", "王大妈", "", "wxid_wdm", "", "重点人员", "", "wxid_zw"],
+    ])
+    report = await import_roster(db, folder, **OPTS)
+    assert [str(e) for e in report.errors] == [
+        "工作人员 第4行: 未知渠道 'sms'（可用: wecom, aibot, bridge, console）"]
+    assert report.counts[SHEET_STAFF].added == 2 and report.counts[SHEET_RESIDENTS].added == 1
+    async with db.session() as s:
+        zw = await s.scalar(select(Staff).where(Staff.name == "张伟"))
+        yj = await s.scalar(select(Staff).where(Staff.name == "杨静"))
+        assert zw.contacts == [("wecom", "zhangwei"), ("bridge", "wxid_zw")]
+        assert zw.alt_channels == [{"channel": "bridge", "id": "wxid_zw"}]
+        assert yj.contacts == [("bridge", "wxid_yj"), ("console", "wxid_yj")]
+        resident = await s.scalar(select(Resident).where(Resident.name == "王大妈"))
+        assert resident.medic_id == zw.id
+
+    # again: nothing changes; then 渠道 reordered: the same person, updated in place
+    again = await import_roster(db, folder, **OPTS)
+    assert again.counts[SHEET_STAFF].unchanged == 2 and again.counts[SHEET_STAFF].updated == 0
+    _write_csv(folder, "工作人员", [
+        ["姓名", "角色", "手机", "微信ID", "渠道", "负责"],
+        ["张伟", "网格员", "", "wxid_zw、zhangwei", "bridge、wecom", "一网格"],
+    ])
+    moved = await import_roster(db, folder, **OPTS)
+    assert moved.ok, moved.errors
+    assert moved.counts[SHEET_STAFF].updated == 1 and moved.counts[SHEET_STAFF].added == 0
+    async with db.session() as s:
+        [zw] = (await s.scalars(select(Staff).where(Staff.name == "张伟"))).all()
+        assert zw.contacts == [("bridge", "wxid_zw"), ("wecom", "zhangwei")]
+        assert zw.phone == "13800000001"
+
+
+async def test_a_channel_id_of_two_staff_rows_is_refused(sqlite_db, tmp_path):
+    folder = tmp_path / "dup"
+    _write_csv(folder, "楼栋", [["街道", "社区", "网格", "楼栋", "群ID", "渠道"],
+                               ["测试街道", "测试社区", "一网格", "1号楼", "", ""]])
+    _write_csv(folder, "工作人员", [
+        ["姓名", "角色", "手机", "微信ID", "渠道", "负责"],
+        ["张伟", "网格员", "", "zhangwei、wxid_zw", "wecom、bridge", "一网格"],
+        ["李四", "网格员", "", "wxid_zw", "bridge", "一网格"],
+    ])
+    report = await import_roster(sqlite_db, folder, **OPTS)
+    assert [str(e) for e in report.errors] == ["工作人员 第3行: 渠道 bridge 的微信ID 'wxid_zw' 与第2行重复"]

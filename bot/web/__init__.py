@@ -2,7 +2,7 @@
 
     GET  /dashboard/                 one self-contained page (bot/web/page.py, page.html)
     POST /api/login, /api/logout     a session cookie (HttpOnly, SameSite=Strict)   bot/web/auth.py
-    GET  /api/me, /api/ledger, /api/ledger.xlsx, /api/escalations, /api/requests,
+    GET  /api/me, /api/health, /api/ledger, /api/ledger.xlsx, /api/escalations, /api/requests,
          /api/residents, /api/quarantines, /api/rates                          bot/web/api.py
 
 `setup_web(app, runtime)` adds the routes to an existing aiohttp application (bot/app.py).
@@ -25,7 +25,7 @@ def setup_web(app: web.Application, runtime: Any) -> None:
     app.router.add_get("/dashboard/", page.handler)
     app.router.add_post("/api/login", auth.login)
     app.router.add_post("/api/logout", auth.logout)
-    for path, handler in (("/api/me", api.me), ("/api/ledger", api.ledger), ("/api/ledger.xlsx", api.ledger_xlsx),
+    for path, handler in (("/api/me", api.me), ("/api/health", api.health), ("/api/ledger", api.ledger), ("/api/ledger.xlsx", api.ledger_xlsx),
                           ("/api/escalations", api.escalations), ("/api/requests", api.requests),
                           ("/api/residents", api.residents), ("/api/quarantines", api.quarantines),
                           ("/api/rates", api.rates)):

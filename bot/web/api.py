@@ -31,7 +31,7 @@ from bot.web.common import (
 )
 from storage.ledger import Ledger, compute_ledger, household_counts_where, reported_per_day, write_ledger_xlsx
 from storage.models import Building, Escalation, Grid, Household, Quarantine, Resident, ServiceRequest, Staff
-from storage.queries import natural_key
+from storage.queries import natural_key, undeliverable_escalations
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
@@ -77,7 +77,16 @@ class Api:
             "grids": [{"grid": g["name"], "community": g["community"], "street": g["street"]}
                       for g in viewer.scope.grids.values()],
             "today": self.today().isoformat(),
+            "unreachable": await self._undeliverable(viewer, s),
         })
+
+    async def health(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
+        """What the page's red banner shows: escalations in scope whose alerts reached no one."""
+        return json_response({"unreachable": await self._undeliverable(viewer, s)})
+
+    async def _undeliverable(self, viewer: Viewer, s: AsyncSession) -> dict[str, Any]:
+        ids = await undeliverable_escalations(s, viewer.scope.where(Escalation.grid_id))
+        return {"count": len(ids), "escalations": [f"E{i}" for i in ids[:50]]}
 
     async def ledger(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
         _, data, one_grid = await self._ledger(request, viewer, s)
