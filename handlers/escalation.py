@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.dispatch import Context, Router, Tick, UserError
 from bot.model import Inbound, Outbound
+from bot.outbox import alert_of
 from handlers import people, texts
 from handlers.common import (
     audit,
@@ -47,7 +48,7 @@ from handlers.common import (
     to_person,
 )
 from handlers.people import MAX_LEVEL
-from storage.models import Building, Escalation, Household, Resident, Staff
+from storage.models import Building, Escalation, Household, OutboundMessage, Resident, Staff
 
 log = logging.getLogger(__name__)
 router = Router("escalation")
@@ -274,12 +275,24 @@ async def escalate_due(session: AsyncSession, settings: Settings, now: datetime)
         esc.level = level
         esc.deadline_at = deadline
         minutes = int((now - esc.opened_at).total_seconds() // 60)
-        waited = [s.name for s in after if s.id in before]
-        header = f"已{minutes}分钟无人确认" + (f"（已通知：{'、'.join(waited)}）" if waited else "")
+        # Whom no channel reached (bot/sender.py): the reason it climbs early, not "told".
+        missed = await _unreachable(session, esc.id)
+        waited = [s.name for s in after if s.id in before and s.id not in missed]
+        lost = [people.staff_title(s) for s in after if s.id in missed]
+        header = (f"已{minutes}分钟无人确认" if minutes or not lost else "") + (
+            f"（已通知：{'、'.join(waited)}）" if waited else "") + (
+            f"（{'、'.join(lost)}收不到消息，请电话联系）" if lost else "")
         body = await alert_text(session, settings, esc, header=header)
         out += await notify_alert(session, esc, new, body, f"esc:{esc.id}:L{level}")
         log.info("escalation %s moved up %s→%s, %s new recipients", esc.code, old, level, len(new))
     return out
+
+
+async def _unreachable(session: AsyncSession, esc_id: int) -> set[int]:
+    """Staff ids whose alerts of this escalation no channel delivered."""
+    keys = (await session.scalars(select(OutboundMessage.dedup_key).where(
+        OutboundMessage.escalation_id == esc_id, OutboundMessage.status == "unreachable"))).all()
+    return {a[1] for k in keys if (a := alert_of("escalation", k)) is not None}
 
 
 @router.timer("escalation-sweep")

@@ -77,6 +77,8 @@ async def test_with_no_channel_left_the_chain_moves_on_at_once(any_bot, caplog):
     assert esc.level == 1 and esc.deadline_at == esc.opened_at + timedelta(minutes=30)
     for who in ("chengang", "liuyi"):
         assert f"E{esc.id}" in tb.last_to(who) and "38.5" in tb.last_to(who)
+        # told why it came early, and not that the worker had it
+        assert "网格员张伟收不到消息" in tb.last_to(who) and "已通知" not in tb.last_to(who)
     assert tb.to("sunmin") == []
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
@@ -90,6 +92,7 @@ async def test_with_no_channel_left_the_chain_moves_on_at_once(any_bot, caplog):
     assert await tb.sweep() == []
     tb.clock.advance(timedelta(minutes=30))
     assert [r.to_user for r in await tb.sweep()] == ["sunmin"]
+    assert "已30分钟无人确认（已通知：陈刚、刘医生）（网格员张伟收不到消息" in tb.last_to("sunmin")
 
 
 async def test_healthz_and_the_dashboard_say_so_until_it_is_closed(sqlite_db, clock, aiohttp_client):
