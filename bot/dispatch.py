@@ -38,6 +38,14 @@ class UserError(Exception):
     """An expected, user-facing failure: its message is sent back to the sender as it is."""
 
 
+class NotFound(UserError):
+    """The code or household named does not exist (the web answers 404)."""
+
+
+class OutOfScope(UserError):
+    """It exists, but is not the staff member's to see or act on (the web answers 403)."""
+
+
 @dataclass(frozen=True)
 class Also:
     """A handler's messages, after which later handlers may still take the same message: a check-in

@@ -31,7 +31,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.dispatch import Context, Router, Tick, UserError
+from bot.dispatch import Context, NotFound, OutOfScope, Router, Tick
 from bot.model import Inbound, Outbound
 from bot.outbox import alert_of
 from handlers import people, texts
@@ -307,17 +307,17 @@ async def _get_for_staff(session: AsyncSession, settings: Settings, staff: Staff
     try:
         esc_id = int(code.upper().lstrip("E"))
     except ValueError:
-        raise UserError(texts.NOT_FOUND_CODE.format(code=code)) from None
+        raise NotFound(texts.NOT_FOUND_CODE.format(code=code)) from None
     esc = await session.get(Escalation, esc_id)
     code = f"E{esc_id}"
     if esc is None:
-        raise UserError(texts.NOT_FOUND_CODE.format(code=code))
+        raise NotFound(texts.NOT_FOUND_CODE.format(code=code))
     if (await people.scope_of(session, staff)).allows(esc.grid_id):
         return esc
     # 1+4 team members, the medic of the team and the street officer: whoever was told may act
     if staff.id in {s.id for s in await recipients(session, settings, esc, esc.level)}:
         return esc
-    raise UserError(texts.OUT_OF_SCOPE.format(code=code))
+    raise OutOfScope(texts.OUT_OF_SCOPE.format(code=code))
 
 
 async def ack_escalation(session: AsyncSession, settings: Settings, now: datetime, staff: Staff,

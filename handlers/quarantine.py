@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.dispatch import Context, Router, Tick, UserError
+from bot.dispatch import Context, NotFound, OutOfScope, Router, Tick, UserError
 from bot.model import Outbound
 from handlers import people, texts
 from handlers.common import (
@@ -31,11 +32,12 @@ from handlers.common import (
     find_address_in,
     hhmm,
     local_date,
+    private_channel,
     staff_command,
     to_person,
 )
 from handlers.escalation import open_escalation
-from storage.models import CheckIn, Household, Quarantine, Reminder, Resident
+from storage.models import CheckIn, Household, Quarantine, Reminder, Resident, Staff
 from storage.queries import households_at, insert_for
 
 log = logging.getLogger(__name__)
@@ -269,17 +271,18 @@ def parse_day(token: str, today: date) -> date | None:
     return None
 
 
-async def _household_in_scope(ctx: Context, address_text: str) -> Household:
+async def household_in_scope(session: AsyncSession, staff: Staff, address_text: str) -> Household:
+    """The household an address names, if it is in the staff member's scope (NotFound, OutOfScope)."""
     address = find_address_in(address_text)
     if not address:
         raise UserError("请写上户号，例如：隔离 3-2-501 11-20")
-    grid_ids = (await people.scope_of(ctx.session, ctx.staff)).grid_ids
-    found = await households_at(ctx.session, address, grid_ids=grid_ids)
+    grid_ids = (await people.scope_of(session, staff)).grid_ids
+    found = await households_at(session, address, grid_ids=grid_ids)
     if found:
         return found[0]
-    if await households_at(ctx.session, address):
-        raise UserError(texts.HOUSEHOLD_OUT_OF_SCOPE.format(label=address))
-    raise UserError(texts.HOUSEHOLD_NOT_FOUND.format(address=address))
+    if await households_at(session, address):
+        raise OutOfScope(texts.HOUSEHOLD_OUT_OF_SCOPE.format(label=address))
+    raise NotFound(texts.HOUSEHOLD_NOT_FOUND.format(address=address))
 
 
 def _split_args(args: str) -> tuple[str, list[str]]:
@@ -289,23 +292,24 @@ def _split_args(args: str) -> tuple[str, list[str]]:
     return tokens[0], tokens[1:]
 
 
-async def _residents(ctx: Context, household: Household, name: str | None) -> list[Resident]:
+async def _residents(session: AsyncSession, household: Household, name: str | None) -> list[Resident]:
     q = select(Resident).where(Resident.household_id == household.id).order_by(Resident.id)
-    rows = list((await ctx.session.scalars(q)).unique().all())
+    rows = list((await session.scalars(q)).unique().all())
     if name:
         rows = [r for r in rows if r.name == name]
         if not rows:
-            raise UserError(texts.NO_SUCH_RESIDENT.format(label=household.label, name=name))
+            raise NotFound(texts.NO_SUCH_RESIDENT.format(label=household.label, name=name))
     if not rows:
-        raise UserError(texts.NO_RESIDENTS.format(label=household.label))
+        raise NotFound(texts.NO_RESIDENTS.format(label=household.label))
     return rows
 
 
-async def quarantine(ctx: Context, args: str) -> list[Outbound]:
+async def quarantine(session: AsyncSession, settings: Settings, now: datetime, staff: Staff,
+                     args: str) -> list[Outbound]:
     """隔离 3-2-501 [王芳] [11-20]: 居家隔离 from that date (default today) for settings.quarantine_days."""
     first, rest = _split_args(args)
-    household = await _household_in_scope(ctx, first)
-    today = local_date(ctx.settings, ctx.now)
+    household = await household_in_scope(session, staff, first)
+    today = local_date(settings, now)
     start, name = today, None
     for tok in rest:
         d = parse_day(tok, today)
@@ -315,63 +319,87 @@ async def quarantine(ctx: Context, args: str) -> list[Outbound]:
             raise UserError(texts.BAD_DATE.format(text=tok))
         else:
             name = tok
-    days = ctx.settings.quarantine_days
-    residents = await _residents(ctx, household, name)
+    return await start_quarantine(session, settings, now, staff, household, name, start)
+
+
+async def start_quarantine(session: AsyncSession, settings: Settings, now: datetime, staff: Staff,
+                           household: Household, name: str | None, start: date) -> list[Outbound]:
+    """Registers the household's residents (or the one named) in 居家隔离 from `start`; the staff
+    member's confirmation first, then each resident's notice. The chat command and the web page."""
+    days = settings.quarantine_days
+    residents = await _residents(session, household, name)
     out: list[Outbound | None] = []
-    times = "、".join(t.strftime("%H:%M") for t in ctx.settings.reminder_times)
+    times = "、".join(t.strftime("%H:%M") for t in settings.reminder_times)
     for r in residents:
-        q = await ctx.session.scalar(select(Quarantine).where(Quarantine.resident_id == r.id,
-                                                              Quarantine.released_at.is_(None)))
+        q = await session.scalar(select(Quarantine).where(Quarantine.resident_id == r.id,
+                                                          Quarantine.released_at.is_(None)))
         if q is None:
-            ctx.session.add(Quarantine(resident_id=r.id, start=start, days=days))
+            session.add(Quarantine(resident_id=r.id, start=start, days=days))
         else:
             q.start, q.days = start, days
         if r.category != "重点人员":
             r.category = "居家隔离"
         out.append(to_person(r, texts.QUARANTINE_TO_RESIDENT.format(
             start=f"{start.month}月{start.day}日", days=days, times=times)))
-    audit(ctx.session, ctx.now, ctx.staff, "quarantine.start", household.label, start=start.isoformat(),
+    audit(session, now, staff, "quarantine.start", household.label, start=start.isoformat(),
           days=days, residents=[r.id for r in residents])
     end = start + timedelta(days=days - 1)
-    out.insert(0, ctx.reply(texts.QUARANTINE_OK.format(
+    out.insert(0, to_person(staff, texts.QUARANTINE_OK.format(
         label=household.label, names="、".join(r.name for r in residents), start=start.isoformat(), days=days,
         end=end.isoformat())))
     return compact(out)
 
 
-async def release(ctx: Context, args: str) -> list[Outbound]:
+async def release(session: AsyncSession, settings: Settings, now: datetime, staff: Staff,
+                  args: str) -> list[Outbound]:
     """解除 3-2-501 [王芳]: ends the quarantine; category back to 常住 (a key person stays one)."""
     first, rest = _split_args(args)
-    household = await _household_in_scope(ctx, first)
+    household = await household_in_scope(session, staff, first)
     name = next((t for t in rest if not re.search(r"\d", t)), None)
-    residents = await _residents(ctx, household, name)
+    return await release_household(session, settings, now, staff, household, name)
+
+
+async def release_household(session: AsyncSession, settings: Settings, now: datetime, staff: Staff,
+                            household: Household, name: str | None) -> list[Outbound]:
+    """Releases the household's residents in quarantine (or the one named): the staff member's
+    confirmation first, then each resident's notice. The chat command and the web page."""
+    residents = await _residents(session, household, name)
     released = []
     out: list[Outbound | None] = []
     for r in residents:
-        qs = (await ctx.session.scalars(select(Quarantine).where(Quarantine.resident_id == r.id,
-                                                                 Quarantine.released_at.is_(None)))).all()
+        qs = (await session.scalars(select(Quarantine).where(Quarantine.resident_id == r.id,
+                                                             Quarantine.released_at.is_(None)))).all()
         if not qs and r.category != "居家隔离":
             continue
         for q in qs:
-            q.released_at, q.released_by = ctx.now, ctx.staff.id
+            q.released_at, q.released_by = now, staff.id
         if r.category == "居家隔离":
             r.category = "常住"
         released.append(r)
         out.append(to_person(r, texts.RELEASE_TO_RESIDENT))
     if not released:
-        return [ctx.reply(texts.RELEASE_NONE.format(label=household.label))]
-    audit(ctx.session, ctx.now, ctx.staff, "quarantine.release", household.label,
+        return compact([to_person(staff, texts.RELEASE_NONE.format(label=household.label))])
+    audit(session, now, staff, "quarantine.release", household.label,
           residents=[r.id for r in released])
-    out.insert(0, ctx.reply(texts.RELEASE_OK.format(label=household.label,
-                                                    names="、".join(r.name for r in released))))
+    out.insert(0, to_person(staff, texts.RELEASE_OK.format(label=household.label,
+                                                        names="、".join(r.name for r in released))))
     return compact(out)
+
+
+def _answer_in_place(ctx: Context, out: list[Outbound]) -> list[Outbound]:
+    """In chat, the staff member's own confirmation answers where they wrote (as a reply)."""
+    assert ctx.staff is not None
+    mine = (private_channel(ctx.staff.channel), ctx.staff.channel_user_id)
+    return [ctx.reply(m.text) if (m.channel, m.to_user) == mine and m.kind == "reply" else m for m in out]
 
 
 @commands.message(staff_command("隔离"))
 async def on_quarantine(ctx: Context) -> list[Outbound]:
-    return await quarantine(ctx, ctx.data["args"])
+    assert ctx.staff is not None
+    return _answer_in_place(ctx, await quarantine(ctx.session, ctx.settings, ctx.now, ctx.staff, ctx.data["args"]))
 
 
 @commands.message(staff_command("解除"))
 async def on_release(ctx: Context) -> list[Outbound]:
-    return await release(ctx, ctx.data["args"])
+    assert ctx.staff is not None
+    return _answer_in_place(ctx, await release(ctx.session, ctx.settings, ctx.now, ctx.staff, ctx.data["args"]))

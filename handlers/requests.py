@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.dispatch import Context, Router, UserError
+from bot.dispatch import Context, NotFound, OutOfScope, Router
 from bot.model import Outbound
 from handlers import people, texts
 from handlers.common import (
@@ -86,12 +86,12 @@ async def _get_for_staff(session: AsyncSession, staff: Staff, code: str) -> Serv
     try:
         req_id = int(code.upper().lstrip("R"))
     except ValueError:
-        raise UserError(texts.NOT_FOUND_CODE.format(code=code)) from None
+        raise NotFound(texts.NOT_FOUND_CODE.format(code=code)) from None
     req = await session.get(ServiceRequest, req_id)
     if req is None:
-        raise UserError(texts.NOT_FOUND_CODE.format(code=f"R{req_id}"))
+        raise NotFound(texts.NOT_FOUND_CODE.format(code=f"R{req_id}"))
     if not (await people.scope_of(session, staff)).allows(req.grid_id):
-        raise UserError(texts.OUT_OF_SCOPE.format(code=req.code))
+        raise OutOfScope(texts.OUT_OF_SCOPE.format(code=req.code))
     return req
 
 
