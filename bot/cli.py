@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ledger", help="the day's ledger (台账)")
     s.add_argument("--grid")
-    s.add_argument("--date")
-    s.add_argument("--xlsx", metavar="FILE")
+    s.add_argument("--date", help="the day, or the last day of a range (default today)")
+    s.add_argument("--from", dest="first", metavar="DATE", help="the first day of a range, for --xlsx")
+    s.add_argument("--xlsx", metavar="FILE", help="write the 台账 workbook")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("jobs", help="scheduled jobs")
@@ -138,7 +139,7 @@ async def _import(path: Path, settings, progress: bool) -> int:
         print(str(err))
     print(report.summary())
     if report.errors:
-        print(f"共拒绝 {sum(c.rejected for c in report.counts.values())} 行；其余行已导入。")
+        print(report.closing())
         return 1
     if not report.changed:
         print("没有变化。")

@@ -86,13 +86,34 @@ Row = dict[str, str]
 
 @dataclass(frozen=True)
 class RowError:
+    """One reason a row (or, with `more`, several rows) did not load; row 0 is the sheet as a whole."""
+
     sheet: str
     row: int  # 1 is the header; 0 means the sheet as a whole
     reason: str
+    more: tuple[int, ...] = ()  # further rows rejected for the same reason, reported once
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.row == 0 else 1 + len(self.more)
 
     def __str__(self) -> str:
-        where = f"{self.sheet}" if self.row == 0 else f"{self.sheet} 第{self.row}行"
-        return f"{where}: {self.reason}"
+        if self.row == 0:
+            return f"{self.sheet}: {self.reason}"
+        if not self.more:
+            return f"{self.sheet} 第{self.row}行: {self.reason}"
+        return f"{self.sheet} 第{_spans([self.row, *self.more])}行（共{self.rows}行）: {self.reason}"
+
+
+def _spans(rows: list[int]) -> str:
+    """2,3,4,7 -> "2-4、7": row numbers as runs."""
+    runs: list[list[int]] = []
+    for n in sorted(rows):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return "、".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 @dataclass
@@ -123,8 +144,27 @@ class ImportReport:
 
     def reject(self, err: RowError) -> None:
         self.errors.append(err)
-        if err.row:
-            self.counts[err.sheet].rejected += 1
+        self.counts[err.sheet].rejected += err.rows
+
+    @property
+    def sheets_rejected(self) -> list[str]:
+        """Sheets that could not be read at all (a required column missing)."""
+        return [e.sheet for e in self.errors if e.row == 0]
+
+    def closing(self) -> str:
+        """The last line after the errors: how many rows were rejected, and what still loaded."""
+        rows = sum(c.rejected for c in self.counts.values())
+        whole = self.sheets_rejected
+        loaded = any(c.added or c.updated or c.unchanged for c in self.counts.values())
+        parts = []
+        if rows:
+            parts.append(f"共拒绝 {rows} 行")
+        if whole:
+            parts.append(f"{'、'.join(whole)}表整张未导入")
+        if not loaded:
+            return "；".join(parts) + "；没有导入任何行。"
+        rest = "其余行已导入" if not whole else "其余表的有效行已导入"
+        return "；".join([*parts, rest]) + "。"
 
     def summary(self) -> str:
         lines = [_pad("表", 10) + "".join(_pad(h, 8, right=True) for h in ("新增", "更新", "未变", "拒绝"))]
@@ -339,6 +379,51 @@ class Known:
     grids: set[str] = field(default_factory=set)
     streets: set[str] = field(default_factory=set)
     staff_uids: set[str] = field(default_factory=set)
+    # building name -> the 楼栋 sheet row that named it and was rejected (for the residents' errors)
+    rejected_buildings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildingRejected(RowError):
+    """A resident row whose building's own row was rejected: the import reports these once per
+    building, with the rows they affect (RowError.more)."""
+
+    building: str = ""
+
+    @classmethod
+    def of(cls, row: int, building: str, building_row: int) -> BuildingRejected:
+        return cls(SHEET_RESIDENTS, row, f"楼栋 {building!r} 在楼栋表第{building_row}行被拒绝（见上），"
+                                         "这些居民未导入", building=building)
+
+
+_PHONE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\uff0d]")
+_MOBILE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
+_LANDLINE = re.compile(r"^(0\d{2,3})[\s\-\u2010-\u2015\uff0d]+([1-9]\d{6,7})$")
+
+
+def parse_phone(text: str) -> str:
+    """A phone cell as stored: a mainland mobile (11 digits, 13-19; "+86", spaces and dashes allowed)
+    as its 11 digits, or a landline with its area code ("010-12345678", "0571 1234567") as
+    "area-number". Anything else is a ValueError naming the cell."""
+    t = text.strip()
+    m = _MOBILE.match(_PHONE_SEPARATORS.sub("", t))
+    if m:
+        return m.group(1)
+    digits = _PHONE_SEPARATORS.sub("", t)
+    m = _LANDLINE.match(t)
+    if m is None and digits.isdigit() and digits.startswith("0") and 10 <= len(digits) <= 12:
+        # no separator: 010/02x area codes have three digits, the others four
+        cut = 3 if digits[1] in "12" else 4
+        m = _LANDLINE.match(f"{digits[:cut]}-{digits[cut:]}")
+    if m:
+        return f"{m.group(1)}-{m.group(2)}"
+    raise ValueError(f"手机 {text!r} 不是有效的电话号码（应为11位手机号，如 13800138000；"
+                     "或带区号的座机，如 010-12345678、0571-1234567）")
+
+
+def _phone(r: Row) -> str | None:
+    text = r.get("手机", "")
+    return parse_phone(text) if text.strip() else None
 
 
 def _channel(text: str, default: str | None) -> str | None:
@@ -397,10 +482,11 @@ def validate_staff(row: int, r: Row, known: Known) -> StaffRec | RowError:
             if s not in known.grids:
                 what = "网格或街道" if role in STREET_ROLES else "网格"
                 raise ValueError(f"负责中有未知{what} {s!r}")
+        phone = _phone(r)
     except ValueError as exc:
         return RowError(SHEET_STAFF, row, str(exc))
     (channel, uid), *alt = contacts
-    return StaffRec(row, r["姓名"], role, r.get("手机") or None, channel, uid, tuple(scopes), tuple(alt))
+    return StaffRec(row, r["姓名"], role, phone, channel, uid, tuple(scopes), tuple(alt))
 
 
 def validate_resident(row: int, r: Row, known: Known) -> ResidentRec | RowError:
@@ -410,7 +496,10 @@ def validate_resident(row: int, r: Row, known: Known) -> ResidentRec | RowError:
                 raise ValueError(f"缺少{col}")
         building = r["楼栋"]
         if building not in known.buildings:
+            if building in known.rejected_buildings:
+                return BuildingRejected.of(row, building, known.rejected_buildings[building])
             raise ValueError(f"未知楼栋 {building!r}")
+        phone = _phone(r)
         category = r.get("类别") or "常住"
         if category not in CATEGORIES:
             raise ValueError(f"未知类别 {category!r}（可用: {'、'.join(CATEGORIES)}）")
@@ -428,7 +517,7 @@ def validate_resident(row: int, r: Row, known: Known) -> ResidentRec | RowError:
             team.append(sid)
     except ValueError as exc:
         return RowError(SHEET_RESIDENTS, row, str(exc))
-    return ResidentRec(row, building, r.get("单元", ""), r["房号"], r["姓名"], r.get("手机") or None,
+    return ResidentRec(row, building, r.get("单元", ""), r["房号"], r["姓名"], phone,
                        channel, uid, category, start, *team)
 
 
@@ -519,7 +608,7 @@ async def import_roster(db: Database, path: str | Path, *, tz: tzinfo, quarantin
             "counts": {k: v.as_dict() for k, v in report.counts.items()},
             "errors": len(report.errors),
         }))
-    report.errors = [RowError(e.sheet, e.row, redact(e.reason)) for e in report.errors]
+    report.errors = [RowError(e.sheet, e.row, redact(e.reason), e.more) for e in report.errors]
     log.info("roster import %s: %s", Path(path).name,
              {k: v.as_dict() for k, v in report.counts.items()})
     return report
@@ -547,6 +636,8 @@ async def _import_buildings(s: AsyncSession, rows: Iterable[tuple[int, Row]], kn
                                f"网格 {rec.grid!r} 已属于 {other[0]}{other[1]}，不能同时属于 {where[0]}{where[1]}")
         if isinstance(rec, RowError):
             report.reject(rec)
+            if r.get("楼栋"):
+                known.rejected_buildings.setdefault(r["楼栋"], number)
             continue
         names.add(rec.name)
         if rec.chat_id:
@@ -564,6 +655,7 @@ async def _import_buildings(s: AsyncSession, rows: Iterable[tuple[int, Row]], kn
         if holder and holder != rec.name and not (holder in moving and file_chat[holder] != rec.chat_id):
             report.reject(RowError(SHEET_BUILDINGS, rec.row,
                                    f"群ID {rec.chat_id!r} 已绑定到楼栋 {holder!r}（重复的渠道ID）"))
+            known.rejected_buildings.setdefault(rec.name, rec.row)
             continue
         ok.append(rec)
 
@@ -616,6 +708,8 @@ async def _import_buildings(s: AsyncSession, rows: Iterable[tuple[int, Row]], kn
     await _update(s, Building, updates)
     await _insert(s, Building, inserts)
     known.buildings.update({rec.name: rec.channel for rec in ok})
+    for name in known.buildings:  # named again by a good row (or already in the database)
+        known.rejected_buildings.pop(name, None)
     known.grids.update(grids)
     known.streets.update(streets)
 
@@ -719,8 +813,16 @@ async def _import_residents(s: AsyncSession, rows: Iterable[tuple[int, Row]], kn
     recs: list[ResidentRec] = []
     keys: dict[tuple[str, str, str, str], int] = {}
     uids: dict[tuple[str, str], int] = {}
+    # A rejected building's residents: one error for all of them, where the first one was.
+    orphans: dict[str, tuple[int, str, list[int]]] = {}  # building -> (error index, reason, rows)
     for number, r in rows:
         rec = validate_resident(number, r, known)
+        if isinstance(rec, BuildingRejected):
+            if rec.building not in orphans:
+                orphans[rec.building] = (len(report.errors), rec.reason, [])
+                report.errors.append(rec)  # replaced below by the one error for all its rows
+            orphans[rec.building][2].append(number)
+            continue
         if isinstance(rec, ResidentRec):
             if rec.key in keys:
                 rec = RowError(SHEET_RESIDENTS, number, f"同一户的居民 {rec.name!r} 与第{keys[rec.key]}行重复")
@@ -734,6 +836,9 @@ async def _import_residents(s: AsyncSession, rows: Iterable[tuple[int, Row]], kn
         if rec.uid:
             uids[(rec.channel, rec.uid)] = rec.row  # type: ignore[index]
         recs.append(rec)
+    for at, reason, numbers in orphans.values():
+        report.errors[at] = RowError(SHEET_RESIDENTS, numbers[0], reason, tuple(numbers[1:]))
+        counts.rejected += len(numbers)
     if not recs:
         return
 

@@ -309,7 +309,7 @@ async def test_bad_roster_names_every_bad_row_and_loads_the_rest(db):
         (SHEET_RESIDENTS, 10): "已绑定到另一位居民",
         (SHEET_RESIDENTS, 11): "包保干部 'nobody'",
         (SHEET_RESIDENTS, 12): "缺少隔离开始",
-        (SHEET_RESIDENTS, 14): "未知楼栋 '3号楼'",  # its building row was rejected
+        (SHEET_RESIDENTS, 14): "楼栋 '3号楼' 在楼栋表第4行被拒绝",  # its building row was rejected
     }
     assert set(got) == set(expected), sorted(got.items())
     for key, needle in expected.items():
