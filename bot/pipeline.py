@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEDUP_TTL_S = 2 * 86400
+# Kinds whose text is a resident's words: typed, a 接龙 list, a voice message's transcript.
+READ_KINDS = ("text", "jielong", "voice")
 # WeCom app and AI-bot users are the same WeCom userids: a resident bound on one is known on both.
 IDENTITY_CHANNELS = {"wecom": ("wecom", "aibot"), "aibot": ("aibot", "wecom")}
 
@@ -220,7 +222,7 @@ class Pipeline:
         staff = await s.get(Staff, ident.staff_id) if ident.staff_id else None
         building = await s.get(Building, ident.building_id) if ident.building_id else None
         parsed = None
-        if ib.kind == "text" and ib.text:
+        if ib.kind in READ_KINDS and ib.text:
             parsed = parse(ib.text, fever_at=self.rt.settings.fever_at)
         ctx = Context(session=s, settings=self.rt.settings, clock=self.rt.clock, inbound=ib,
                       inbound_id=job.row_id, resident=resident, staff=staff,

@@ -10,8 +10,18 @@ def build_dispatcher() -> Dispatcher:
     the staff fallback), then registration of unknown senders, then check-ins and emergencies, then
     requests (alone, or after a check-in that asked for one), then the private how-to; group
     chatter falls through to silence. Timers are routed by name, in the same order."""
-    from handlers import checkin, escalation, ledger, notices, quarantine, registration, requests, worker
+    from handlers import (
+        checkin,
+        escalation,
+        ledger,
+        media,
+        notices,
+        quarantine,
+        registration,
+        requests,
+        worker,
+    )
 
     return Dispatcher([escalation.commands, requests.commands, quarantine.commands, ledger.commands,
-                       notices.commands, worker.router, registration.router, checkin.router, requests.router,
+                       notices.commands, checkin.commands, worker.router, media.router, registration.router, checkin.lists, checkin.router, requests.router,
                        quarantine.router, escalation.router, ledger.router, checkin.fallback_router])

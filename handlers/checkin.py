@@ -13,40 +13,52 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from bot.config import parse_clock
-from bot.dispatch import Also, Context, Router, Tick
+from bot.dispatch import Also, Context, Router, Tick, UserError
 from bot.model import Outbound
 from handlers import people, texts
 from handlers.common import (
     active_quarantine,
-    can_confirm_privately,
+    audit,
     chunks,
     compact,
+    find_address_in,
     fmt_temp,
     group_buildings,
     group_message,
     health_summary,
+    hhmm,
     local_date,
     slot_of,
+    staff_command,
     to_person,
     to_sender,
 )
 from handlers.escalation import open_escalation
+from nlp import parse
+from nlp.address import find_address
 from storage.ledger import reported_on
-from storage.models import CheckIn, Household, Reminder, Resident
-from storage.queries import has_run, record_run
+from storage.models import CheckIn, Escalation, Household, ListLine, Reminder, Resident, ServiceRequest, Staff
+from storage.queries import has_run, households_at, record_run
 
 log = logging.getLogger(__name__)
 router = Router("checkin")
+# 接龙 lists: before the single reports (a list is not one household's report), after registration.
+lists = Router("checkin-lists")
+commands = Router("checkin-commands")
+# Open items listed by 待办 before the list is cut.
+TODO_CAP = 30
 # Last in the dispatcher: private chatter gets a how-to, group chatter nothing.
 fallback_router = Router("fallback")
 
@@ -102,34 +114,47 @@ def _persons(ctx: Context, household: Household) -> list[_Person]:
     return [_Person("", None, status, p.temperature, bool(p.fever), symptoms)]
 
 
-async def _upsert(ctx: Context, household: Household, row: _Person, slot: str) -> tuple[CheckIn, str]:
-    """Writes one report; returns it and "created", "changed" or "same"."""
+@dataclass
+class Source:
+    """Who a report came from: the household's own member, someone for them, a 接龙 line, a worker."""
+
+    kind: str = "self"  # self | proxy | list | staff
+    label: str | None = None  # "楼长刘红", "3-2-601 王芳"
+    staff_id: int | None = None
+
+
+async def record_checkin(ctx: Context, household: Household, row: _Person, slot: str,
+                         source: Source | None = None) -> tuple[CheckIn, str]:
+    """Keeps one report; returns it and "created", "changed" or "same".
+
+    Every report is a row: a fever then "36.5 正常" leaves both, so the day stays abnormal in the
+    ledger while the latest reading shows the recovery. A repeat of the latest reading is the same
+    report (its time is refreshed), and an explicit correction ("刚才写错了") replaces the latest.
+    """
+    source = source or Source()
     s = ctx.session
     day = local_date(ctx.settings, ctx.now)
-    key = (CheckIn.household_id == household.id, CheckIn.person == row.person, CheckIn.date == day,
-           CheckIn.slot == slot)
-    existing = await s.scalar(select(CheckIn).where(*key))
+    latest = await s.scalar(select(CheckIn).where(
+        CheckIn.household_id == household.id, CheckIn.person == row.person, CheckIn.date == day,
+        CheckIn.slot == slot).order_by(CheckIn.id.desc()).limit(1))
     reporter_id = ctx.resident.id if ctx.resident else None
-    if existing is None:
-        new = CheckIn(household_id=household.id, resident_id=row.resident_id, person=row.person,
-                      reporter_id=reporter_id, date=day, slot=slot, status=row.status,
-                      temperature=row.temperature, fever=row.fever, symptoms=row.symptoms, text=ctx.text[:2000],
-                      inbound_id=ctx.inbound_id, created_at=ctx.now, updated_at=ctx.now)
-        try:
-            # a savepoint: a concurrent report for the same key wins the insert, we update it instead
-            async with s.begin_nested():
-                s.add(new)
-            return new, "created"
-        except IntegrityError:
-            existing = await s.scalar(select(CheckIn).where(*key))
-            if existing is None:
-                raise
-    same = (existing.status == row.status and existing.temperature == row.temperature
-            and existing.fever == row.fever and sorted(existing.symptoms or []) == sorted(row.symptoms))
-    existing.status, existing.temperature, existing.fever = row.status, row.temperature, row.fever
-    existing.symptoms, existing.text, existing.reporter_id = row.symptoms, ctx.text[:2000], reporter_id
-    existing.inbound_id, existing.updated_at = ctx.inbound_id, ctx.now
-    return existing, "same" if same else "changed"
+    if latest is not None and (latest.status, latest.temperature, latest.fever, sorted(latest.symptoms or [])) == (
+            row.status, row.temperature, row.fever, sorted(row.symptoms)):
+        latest.updated_at = ctx.now
+        return latest, "same"
+    if latest is not None and getattr(ctx.parsed, "correction", False):
+        latest.status, latest.temperature, latest.fever = row.status, row.temperature, row.fever
+        latest.symptoms, latest.text, latest.reporter_id = row.symptoms, ctx.text[:2000], reporter_id
+        latest.inbound_id, latest.updated_at = ctx.inbound_id, ctx.now
+        return latest, "changed"
+    new = CheckIn(household_id=household.id, resident_id=row.resident_id, person=row.person,
+                  reporter_id=reporter_id, date=day, slot=slot, status=row.status,
+                  temperature=row.temperature, fever=row.fever, symptoms=row.symptoms, text=ctx.text[:2000],
+                  inbound_id=ctx.inbound_id, source=source.kind, reporter_label=source.label,
+                  staff_id=source.staff_id, created_at=ctx.now, updated_at=ctx.now)
+    s.add(new)
+    await s.flush()
+    return new, "created" if latest is None else "changed"
 
 
 def _escalation_kind(ctx: Context, rows: list[_Person]) -> str | None:
@@ -162,10 +187,121 @@ def _summary(ctx: Context, rows: list[_Person], household: Household, neighbour:
     return text
 
 
+# --- reports about other people (a 楼长, a volunteer, a neighbour) ------------------------------------------
+
+OTHERS = ("neighbour", "other")
+
+
+def others_in(parsed: Any) -> list[Any]:
+    """The people a message reports on who are not the sender or the sender's family, and whom it
+    names or places ("3-2-502 王某某 38.2", "隔离户李某 下午37.6")."""
+    subs = [sub for sub in getattr(parsed, "subjects", ()) or () if sub.who in OTHERS and (sub.address or sub.name)]
+    # an address with nothing said of it, said of someone at that address next: one person
+    said = {sub.address for sub in subs if sub.name or sub.temperature is not None or sub.fever or sub.symptoms}
+    return [sub for sub in subs if sub.name or sub.temperature is not None or sub.fever or sub.symptoms
+            or sub.address not in said]
+
+
+def about_sender(parsed: Any) -> bool:
+    subjects = getattr(parsed, "subjects", ()) or ()
+    return not subjects or any(sub.who not in OTHERS for sub in subjects)
+
+
+def reporter_label(ctx: Context) -> str:
+    """How a worker reads who reported: '志愿者刘红', '3-2-601 王芳', or the name they show."""
+    if ctx.staff is not None:
+        return people.staff_title(ctx.staff)
+    if ctx.resident is not None:
+        return f"{ctx.resident.household.label} {ctx.resident.name}"
+    return (ctx.inbound.sender_name or "未登记成员")[:40]
+
+
+async def named_household(ctx: Context, address: str | None, name: str | None) -> Household | None:
+    """The household a report for someone else is about: its address (the sender's building first,
+    then the community), else a roster resident of that name in the group's building."""
+    if address:
+        # the subject's address is as written ("3号楼2单元502"): the label form first
+        household, _problem = await people.message_household(ctx, address=find_address(address) or address)
+        if household is not None:
+            return household
+    building = ctx.building or (ctx.resident.household.building if ctx.resident else None)
+    if name and building is not None:
+        bare = name.strip("某")  # "王某某" names nobody on a roster
+        if len(bare) >= 2:
+            found = (await ctx.session.scalars(
+                select(Resident).join(Household, Household.id == Resident.household_id)
+                .where(Household.building_id == building.id, Resident.name == bare))).unique().all()
+            if len(found) == 1:
+                return found[0].household
+    return None
+
+
+def _subject_row(sub: Any) -> _Person:
+    abnormal = bool(sub.fever or sub.symptoms)
+    return _Person((sub.name or "")[:40], None, "abnormal" if abnormal else "safe", sub.temperature, bool(sub.fever),
+                   list(sub.symptoms or []))
+
+
+async def report_subject(ctx: Context, sub: Any, source: Source, *, emergency: bool = False
+                         ) -> tuple[Household | None, list[Outbound]]:
+    """One person reported for by someone else: that household's check-in (and escalation), or,
+    when the place cannot be found, an escalation on the sender's building naming them as written.
+    Returns the household found and the staff alerts; what the sender hears is the caller's."""
+    household = await named_household(ctx, sub.address, sub.name)
+    row = _subject_row(sub)
+    abnormal = emergency or row.status == "abnormal"
+    if household is not None:
+        await record_checkin(ctx, household, row, "day", source)
+    if not abnormal:
+        return household, []
+    kind = "emergency" if emergency else "fever" if row.fever else "symptom"
+    written = " ".join(x for x in (sub.address, sub.name) if x) or None
+    building = ctx.building or (ctx.resident.household.building if ctx.resident else None)
+    opened = await open_escalation(
+        ctx.session, ctx.settings, ctx.now, kind=kind, household=household, resident=None,
+        building=None if household is not None else building,
+        sender=ctx.inbound, text=ctx.text, summary=health_summary(row.temperature, row.symptoms, row.fever),
+        temperature=row.temperature, inbound_id=ctx.inbound_id, reporter=ctx.resident,
+        subject=written if household is None else sub.name, reporter_label=source.label)
+    return household, opened.messages
+
+
+async def record_for_others(ctx: Context, subjects: list[Any]) -> list[Outbound]:
+    """A report about other people only: their households, never the sender's own."""
+    p = ctx.parsed
+    source = Source("proxy", reporter_label(ctx), ctx.staff.id if ctx.staff else None)
+    out: list[Outbound] = []
+    found: list[Household] = []
+    for sub in subjects:
+        household, alerts = await report_subject(ctx, sub, source, emergency=bool(p.emergency and len(subjects) == 1))
+        out += alerts
+        if household is not None:
+            found.append(household)
+    if out:
+        out.append(to_sender(ctx, texts.PROXY_ABNORMAL_ACK))
+        if ctx.inbound.is_group and ctx.building is not None:
+            out.append(group_message(ctx.building, texts.GROUP_ABNORMAL, channel=ctx.inbound.channel,
+                                     chat_id=ctx.inbound.chat_id, reply_to=ctx.inbound.reply_to))
+    elif len(subjects) == 1 and found:
+        temp = fmt_temp(subjects[0].temperature)
+        out.append(to_sender(ctx, texts.SAFE_OK_NEIGHBOUR.format(label=found[0].label, temp=f"（{temp}）" if temp else "")))
+    elif found:
+        out.append(to_sender(ctx, texts.PROXY_SAFE_OK.format(n=len(found), labels="、".join(h.label for h in found))))
+    else:
+        out.append(to_sender(ctx, texts.PROXY_NOT_FOUND.format(
+            who="、".join(" ".join(x for x in (sub.address, sub.name) if x) for sub in subjects))))
+    log.info("report for %d other person(s) by %s", len(subjects), "staff" if ctx.staff else "resident")
+    return out
+
+
 async def record_report(ctx: Context) -> list[Outbound] | Also:
     """A resident's report: check-in rows, escalation, replies; a request in the same message is
     left to handlers.requests (`Also`)."""
     p = ctx.parsed
+    others = others_in(p)
+    if others and (not about_sender(p) or ctx.resident is None):
+        out = await record_for_others(ctx, others)
+        return Also(out) if p.request else out
     household, problem = await people.message_household(ctx)
     if household is None:
         if not (p.emergency or p.fever or p.checkin == "abnormal") or ctx.resident is None:
@@ -181,7 +317,7 @@ async def record_report(ctx: Context) -> list[Outbound] | Also:
     slot = slot_of(ctx.settings, ctx.now) if quarantine is not None else "day"
     results = []
     for row in rows:
-        results.append(await _upsert(ctx, household, row, slot))
+        results.append(await record_checkin(ctx, household, row, slot))
     if quarantine is not None and resident is not None and rows:
         reminder = await ctx.session.scalar(select(Reminder).where(
             Reminder.resident_id == resident.id, Reminder.date == day, Reminder.slot == slot))
@@ -214,7 +350,7 @@ async def record_report(ctx: Context) -> list[Outbound] | Also:
         if ctx.inbound.is_group:
             out.append(group_message(ctx.building, texts.GROUP_ABNORMAL, channel=ctx.inbound.channel,
                                      chat_id=ctx.inbound.chat_id, reply_to=ctx.inbound.reply_to))
-    elif rows and can_confirm_privately(ctx):
+    elif rows:
         changes = {r[1] for r in results}
         temps = [r.temperature for r in rows if r.temperature is not None]
         temp = f"（{fmt_temp(temps[0])}）" if len(temps) == 1 else ""
@@ -234,8 +370,12 @@ async def record_report(ctx: Context) -> list[Outbound] | Also:
 
 
 def is_report(ctx: Context) -> bool:
+    """A resident's report, or a staff member's report for others in a group (a 楼长 who is a
+    volunteer on the roster: "3-2-502 王某某 38.2")."""
     p = ctx.parsed
-    return bool(ctx.resident is not None and p is not None and (p.checkin is not None or p.emergency))
+    if p is None or not (p.checkin is not None or p.emergency):
+        return False
+    return ctx.resident is not None or (ctx.staff is not None and ctx.inbound.is_group and bool(others_in(p)))
 
 
 @router.message(is_report)
@@ -277,6 +417,169 @@ def _private_chatter(ctx: Context) -> bool:
 async def on_private_chatter(ctx: Context) -> list[Outbound]:
     """A resident talking to the bot privately about nothing it handles: a short how-to."""
     return [ctx.reply(texts.RESIDENT_HELP)]
+
+
+# --- 接龙 (group solitaire lists) and summaries: a line per household -------------------------------------
+#
+# The usual way a building group reports: someone starts "#接龙 今日体温", each household adds its
+# line, and the whole list is re-posted every time. Each line is that household's check-in for the
+# day, with the poster as reporter (`source="list"`); a fever on a line is that household's
+# escalation. A re-posted list changes only lines that are new or changed: every line seen is kept
+# per group and day (`ListLine`, by a digest of its normalised text), so the fever on line 2 alerts
+# once however many times the list comes back. A line that names no household of the roster is kept
+# too and listed for the grid worker in the evening ledger — never dropped.
+
+_HEAD = re.compile(r"^\s*[#＃]?\s*接龙")
+# "例：5-10 36.5 正常", "格式：" — the template line at the top of a list is nobody's report.
+_TEMPLATE = re.compile(r"^\s*(?:\d+\s*[.、．)]\s*)?(?:例|例如|如|格式|示例|模板)\s*[:：]")
+_NUMBERING = re.compile(r"^\s*\d{1,3}\s*[.、．)）]\s*")
+# A list has at least this many lines that each name a household.
+MIN_LINES = 2
+
+
+def is_list(ctx: Context) -> bool:
+    """A 接龙 (the gateway's `jielong` kind, or a text starting with 接龙/#接龙), or a summary of
+    several lines that each name a household. Staff post lists too (a 楼长 on the roster)."""
+    if ctx.parsed is None or not ctx.text or (ctx.resident is None and ctx.staff is None):
+        return False
+    if ctx.inbound.kind == "jielong" or _HEAD.match(ctx.text):
+        return True
+    return len(household_lines(ctx.text)) >= MIN_LINES
+
+
+def household_lines(text: str) -> list[str]:
+    """The lines of a list that name a household (the header and the template line do not)."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or _TEMPLATE.match(line) or _HEAD.match(line):
+            continue
+        if find_address_in(unicodedata.normalize("NFKC", line)):
+            out.append(line.strip())
+    return out
+
+
+def digest(line: str) -> str:
+    """The same line re-posted (renumbered, spaced differently) has the same digest."""
+    norm = _NUMBERING.sub("", unicodedata.normalize("NFKC", line))
+    norm = re.sub(r"\s+", "", norm)
+    return hashlib.sha256(norm.encode()).hexdigest()
+
+
+@lists.message(is_list)
+async def on_list(ctx: Context) -> list[Outbound] | Also:
+    lines = household_lines(ctx.text)
+    chat = ctx.inbound.chat_id or f"user:{ctx.inbound.sender_id}"
+    day = local_date(ctx.settings, ctx.now)
+    seen = set((await ctx.session.scalars(select(ListLine.digest).where(
+        ListLine.chat_id == chat, ListLine.date == day))).all())
+    source = Source("list", reporter_label(ctx), ctx.staff.id if ctx.staff else None)
+    out: list[Outbound | None] = []
+    new = abnormal = unmatched = 0
+    for line in lines:
+        key = digest(line)
+        if key in seen:
+            continue
+        seen.add(key)
+        new += 1
+        household, alerts, bad = await _record_line(ctx, line, source)
+        out += alerts
+        abnormal += bad
+        unmatched += household is None
+        ctx.session.add(ListLine(chat_id=chat, date=day, digest=key, household_id=household.id if household else None,
+                                 line=line[:500], inbound_id=ctx.inbound_id, created_at=ctx.now))
+    log.info("list in %s: %d line(s), %d new, %d abnormal, %d unmatched", "group" if ctx.inbound.is_group else "private",
+             len(lines), new, abnormal, unmatched)
+    if new:
+        out.append(to_sender(ctx, texts.LIST_OK.format(n=new, abnormal=f"，其中异常 {abnormal} 户已转告网格员"
+                                                       if abnormal else "",
+                                                       unmatched=f"；{unmatched} 行未找到对应住户，已转网格员核对"
+                                                       if unmatched else "")))
+    return compact(out)
+
+
+async def _record_line(ctx: Context, line: str, source: Source) -> tuple[Any, list[Outbound], int]:
+    """One line: its household's check-in, and the escalation if it reports a fever or symptom."""
+    p = parse(line, fever_at=ctx.settings.fever_at)
+    address = p.address or find_address_in(unicodedata.normalize("NFKC", line))
+    household, _problem = await people.message_household(ctx, address=address)
+    if household is None:
+        return None, [], 0
+    abnormal = bool(p.fever or p.emergency or p.checkin == "abnormal")
+    row = _Person("", None, "abnormal" if abnormal else "safe", p.temperature, bool(p.fever), list(p.symptoms or []))
+    await record_checkin(ctx, household, row, "day", source)
+    if not abnormal:
+        return household, [], 0
+    kind = "emergency" if p.emergency else "fever" if p.fever else "symptom"
+    opened = await open_escalation(
+        ctx.session, ctx.settings, ctx.now, kind=kind, household=household, resident=None, text=line,
+        summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever)), temperature=p.temperature,
+        inbound_id=ctx.inbound_id, reporter=ctx.resident, reporter_label=source.label)
+    return household, opened.messages, 1
+
+
+# --- 代报 (staff) and 待办 -------------------------------------------------------------------------------
+
+
+async def report_for_household(ctx: Context, staff: Staff, address: str, words: str) -> list[Outbound]:
+    """代报 3-2-501 36.5 正常: a worker records a household's report after a phone call or a visit, as
+    the household would have (check-in, escalation if abnormal), marked as the worker's."""
+    grid_ids = (await people.scope_of(ctx.session, staff)).grid_ids
+    found = await households_at(ctx.session, address, grid_ids=grid_ids)
+    if not found:
+        if await households_at(ctx.session, address):
+            raise UserError(texts.HOUSEHOLD_OUT_OF_SCOPE.format(label=address))
+        raise UserError(texts.HOUSEHOLD_NOT_FOUND.format(address=address))
+    household = found[0]
+    p = parse(words, fever_at=ctx.settings.fever_at)
+    if p.checkin is None and not p.emergency:
+        raise UserError(texts.STAFF_REPORT_USAGE)
+    status = "abnormal" if (p.fever or p.emergency or p.checkin == "abnormal") else "safe"
+    row = _Person("", None, status, p.temperature, bool(p.fever), list(p.symptoms or []))
+    source = Source("staff", people.staff_title(staff), staff.id)
+    await record_checkin(ctx, household, row, "day", source)
+    audit(ctx.session, ctx.now, staff, "checkin.staff", household.label, status=status)
+    out: list[Outbound | None] = []
+    if status == "abnormal":
+        kind = "emergency" if p.emergency else "fever" if p.fever else "symptom"
+        opened = await open_escalation(
+            ctx.session, ctx.settings, ctx.now, kind=kind, household=household, resident=None, text=words,
+            summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever)), temperature=p.temperature,
+            inbound_id=ctx.inbound_id, reporter_label=source.label)
+        # the worker who reported it knows already: the rest of the chain is told
+        out += [m for m in opened.messages if m.to_user != staff.channel_user_id]
+        out.append(ctx.reply(texts.STAFF_REPORT_ABNORMAL.format(label=household.label, code=opened.escalation.code)))
+    else:
+        out.append(ctx.reply(texts.STAFF_REPORT_OK.format(label=household.label, temp=fmt_temp(p.temperature))))
+    return compact(out)
+
+
+@commands.message(staff_command("代报"))
+async def on_staff_report(ctx: Context) -> list[Outbound]:
+    address = find_address_in(ctx.data["args"])
+    if not address:
+        raise UserError(texts.STAFF_REPORT_USAGE)
+    words = ctx.data["args"].split(None, 1)[1] if " " in ctx.data["args"] else ""
+    return await report_for_household(ctx, ctx.staff, address, words)
+
+
+@commands.message(staff_command("待办"))
+async def on_todo(ctx: Context) -> list[Outbound]:
+    """待办: my open escalations and requests, oldest first."""
+    scope = await people.scope_of(ctx.session, ctx.staff)
+    escs = (await ctx.session.scalars(select(Escalation).where(
+        scope.where(Escalation.grid_id), Escalation.status != "closed").order_by(Escalation.opened_at)
+        .limit(TODO_CAP))).unique().all()
+    reqs = (await ctx.session.scalars(select(ServiceRequest).where(
+        scope.where(ServiceRequest.grid_id), ServiceRequest.status.in_(("open", "taken")))
+        .order_by(ServiceRequest.created_at).limit(TODO_CAP))).unique().all()
+    if not escs and not reqs:
+        return [ctx.reply(texts.TODO_NONE)]
+    lines = [texts.TODO_HEAD.format(e=len(escs), r=len(reqs))]
+    lines += [f"{e.code} {texts.KIND_ZH.get(e.kind, e.kind)} {e.place} {hhmm(ctx.settings, e.opened_at)}"
+              f"{'（已确认）' if e.status == 'acked' else ''}" for e in escs]
+    lines += [f"{r.code} {texts.REQUEST_ZH.get(r.category, r.category)} {r.household.label}"
+              f"{'（已接单）' if r.status == 'taken' else ''}" for r in reqs]
+    return [ctx.reply("\n".join(lines))]
 
 
 # --- the timers: the morning prompt and the midday nudge ------------------------------------------------

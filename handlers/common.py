@@ -181,12 +181,6 @@ def to_sender(ctx: Context, text: str, *, kind: str = "reply") -> Outbound:
                     kind=kind)
 
 
-def can_confirm_privately(ctx: Context) -> bool:
-    """Whether a quiet private confirmation is possible for this message (not for AI-bot groups,
-    whose only reply goes to the group)."""
-    return not (ctx.inbound.is_group and ctx.inbound.channel == "aibot")
-
-
 def compact(messages: Iterable[Outbound | None]) -> list[Outbound]:
     return [m for m in messages if m is not None]
 

@@ -44,10 +44,9 @@ def _staff_private(ctx: Context) -> bool:
 
 @router.message(_staff_private)
 async def on_other(ctx: Context) -> list[Outbound]:
-    """Staff in a group: silence. Staff privately, not a command: a hint — unless they are also a
-    resident, whose words then go to the resident handlers."""
-    if ctx.inbound.is_group:
-        if ctx.resident is not None:
-            return NOT_HANDLED
-        return []
+    """Staff in a group are one of the neighbours: their words go on to the resident handlers (a
+    worker who is also a resident reports for their home; a 楼长 reports for others or posts a 接龙),
+    and anything else is silence. Staff privately, not a command: a hint."""
+    if ctx.inbound.is_group or ctx.resident is not None:
+        return NOT_HANDLED
     return [ctx.reply(texts.STAFF_UNKNOWN)]

@@ -146,6 +146,14 @@ async def compute_ledger(session: AsyncSession, day: date, tz: tzinfo, grid_name
     fever_people = (select(day_checkins.c.grid_id, day_checkins.c.household_id, day_checkins.c.person)
                     .where(day_checkins.c.fever.is_(True)).distinct().subquery())
     fevers = await grouped(select(fever_people.c.grid_id, func.count()).group_by(fever_people.c.grid_id))
+    # a fever from someone the roster does not know (yet) has no check-in: its escalation counts
+    day_start, day_end = _day_bounds(day, tz)
+    unplaced = await grouped(
+        select(Escalation.grid_id, func.count(Escalation.id))
+        .where(Escalation.kind == "fever", Escalation.household_id.is_(None), Escalation.opened_at >= day_start,
+               Escalation.opened_at < day_end, in_grids(Escalation.grid_id)).group_by(Escalation.grid_id))
+    for gid, n in unplaced.items():
+        fevers[gid] = fevers.get(gid, 0) + n
 
     unreported: dict[int, list[str]] = {gid: [] for gid in ids}
     rows = await session.execute(
@@ -156,7 +164,6 @@ async def compute_ledger(session: AsyncSession, day: date, tz: tzinfo, grid_name
         unreported.setdefault(gid, []).append(_label(number, unit, room))
 
     # Active on `day`: started, not past its last day, and not released before the day began.
-    day_start, day_end = _day_bounds(day, tz)
     longest = await session.scalar(select(func.max(Quarantine.days))) or 0
     quarantined: dict[int, int] = {}
     if longest:

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# What a gateway may send: jielong is WeChat's native 接龙 (the list as text), voice carries the
+# gateway's transcript (if any) as text, recall names the recalled message in "recalls".
+KINDS = ("text", "jielong", "voice", "image", "file", "recall")
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -87,6 +90,8 @@ class BridgeChannel:
         msg_id, sender, text = data.get("msg_id"), data.get("sender_id"), data.get("text")
         if not isinstance(msg_id, str | int) or not str(msg_id) or not isinstance(sender, str) or not sender:
             raise BadRequest(400, "msg_id and sender_id are required")
+        if text is None and data.get("kind") in ("image", "file", "recall", "voice"):
+            text = ""
         if not isinstance(text, str):
             raise BadRequest(400, "text is required")
         chat = data.get("chat_id")
@@ -99,9 +104,18 @@ class BridgeChannel:
             sent_at = datetime.fromtimestamp(float(ts), self.rt.settings.tz) if ts is not None else self.rt.clock.now()
         except (TypeError, ValueError, OverflowError, OSError):
             raise BadRequest(400, "ts must be unix seconds") from None
+        kind = data.get("kind") or "text"
+        if kind not in KINDS:
+            raise BadRequest(400, f"kind must be one of {', '.join(KINDS)}")
+        if kind == "recall":
+            # the recalled message's id travels as the text: the inbox row needs no extra column
+            recalls = data.get("recalls")
+            if not isinstance(recalls, str | int) or not str(recalls):
+                raise BadRequest(400, "a recall needs the recalled msg_id in recalls")
+            text = str(recalls)
         return Inbound(channel=self.name, msg_id=str(msg_id), sender_id=sender, text=text, sent_at=sent_at,
                        chat_id=chat or None, sender_name=_str(data.get("sender_name")),
-                       chat_name=_str(data.get("chat_name")))
+                       chat_name=_str(data.get("chat_name")), kind=kind)
 
     async def pace(self, d: Delivery) -> float:
         to = d.to_chat or f"user:{d.to_user}"

@@ -124,6 +124,9 @@ class WeComChannel:
             kind = mtype[:32]
             msg_id = str(raw.get("MsgId") or f"{sender}:{created}")
         text = str(raw.get("Content") or "") if mtype == "text" else ""
+        if mtype == "voice":
+            # WeCom's own speech recognition (when the app has it on): read like typed words
+            text = str(raw.get("Recognition") or "")
         return Inbound(channel=self.name, msg_id=msg_id, sender_id=sender, text=text, sent_at=sent_at,
                        chat_id=None, kind=kind)
 

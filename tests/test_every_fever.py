@@ -1,0 +1,214 @@
+"""Every fever reaches a person: unknown members, reports for others, 接龙 lists, the day's history,
+what workers need to act, non-text messages and recalls — through the real pipeline (testbot)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest_asyncio
+from sqlalchemy import select, update
+
+from bot.model import Inbound
+from storage.ledger import compute_ledger
+from storage.models import CheckIn, Escalation, Resident
+from tests.testbot import clock_state, make_bot
+
+
+@pytest_asyncio.fixture
+async def any_bot(db, clock):
+    """SQLite and the real PostgreSQL; conversation state on the test's clock."""
+    return await make_bot(db, clock, state=clock_state(clock))
+
+
+async def _escalations(tb, **where):
+    async with tb.db.session() as s:
+        q = select(Escalation)
+        for k, v in where.items():
+            q = q.where(getattr(Escalation, k) == v)
+        return list((await s.scalars(q.order_by(Escalation.id))).unique().all())
+
+
+async def _checkins(tb, **where):
+    async with tb.db.session() as s:
+        q = select(CheckIn)
+        for k, v in where.items():
+            q = q.where(getattr(CheckIn, k) == v)
+        return list((await s.scalars(q.order_by(CheckIn.id))).all())
+
+
+async def _grid(tb, name: str):
+    async with tb.db.session() as s:
+        ledger = await compute_ledger(s, tb.clock.now().date(), tb.settings.tz, [name])
+    return ledger["grids"][0]
+
+
+# --- 1. unknown members -----------------------------------------------------------------------------
+
+
+async def test_unknown_members_fever_is_an_escalation_that_climbs(any_bot):
+    tb = any_bot
+    await tb.say("x1", "我发烧39度了，浑身疼", chat="g3", name="路人甲")
+    [esc] = await _escalations(tb)
+    assert esc.household_id is None and esc.building_id == tb.seed.ids["b3"] and esc.level == 0
+    alert = tb.last_to("zhangwei")
+    assert f"E{esc.id}" in alert and "39" in alert and "路人甲" in alert and "3号楼" in alert
+    assert (await _grid(tb, "一网格"))["open_escalations"] == 1
+    assert (await _grid(tb, "一网格"))["fevers"] == 1
+
+    tb.clock.advance(timedelta(minutes=15, seconds=1))
+    got = await tb.sweep()
+    assert {r.to_user for r in got} >= {"chengang", "liuyi"}
+    tb.clock.advance(timedelta(minutes=15))
+    got = await tb.sweep()
+    assert "sunmin" in {r.to_user for r in got}
+
+    await tb.say("zhangwei", f"完成 E{esc.id} 已上门，确认是3-2-601租户")
+    assert "处理完毕" in tb.last_to("x1") and "已上门" in tb.last_to("x1")
+    assert tb.group_leaks() == []
+
+
+async def test_unknown_members_fever_moves_to_the_household_when_they_register(any_bot):
+    tb = any_bot
+    await tb.say("x2", "发烧38.6", chat="g3", name="小周")
+    await tb.say("x2", "3-2-601 周七", chat="g3")
+    escs = await _escalations(tb)
+    assert len(escs) == 1, "never doubled"
+    assert escs[0].household_id == tb.seed.ids["h:3-2-601"] and escs[0].resident_id is not None
+
+
+# --- 2. reports for others ---------------------------------------------------------------------------
+
+
+async def test_leaders_report_reaches_that_households_worker(any_bot):
+    tb = any_bot
+    # 李娜 is a volunteer on the roster (staff), writing in the building's group
+    await tb.say("lina", "楼长报：3号楼2单元502 王某某 今天体温38.2，已告知家属", chat="g3")
+    [esc] = await _escalations(tb)
+    assert esc.household_id == tb.seed.ids["h:3-2-502"] and esc.kind == "fever"
+    alert = tb.last_to("zhangwei")
+    assert "3-2-502" in alert and "38.2" in alert and "志愿者李娜代报" in alert
+    [c] = await _checkins(tb)
+    assert c.household_id == tb.seed.ids["h:3-2-502"] and c.status == "abnormal" and c.source == "proxy"
+    assert tb.group_leaks() == []
+
+
+async def test_a_report_for_a_neighbour_never_makes_the_senders_home_abnormal(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "3-2-502 刘大爷 今早37.9，咳嗽", chat="g3")
+    rows = await _checkins(tb)
+    assert {r.household_id for r in rows} == {tb.seed.ids["h:3-2-502"]}
+    [esc] = await _escalations(tb)
+    assert esc.household_id == tb.seed.ids["h:3-2-502"] and "3-2-501 王芳代报" in tb.last_to("zhangwei")
+
+
+async def test_a_person_the_roster_cannot_place_is_escalated_on_the_senders_building(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "隔离户李某某 下午37.6", chat="g3")
+    [esc] = await _escalations(tb)
+    assert esc.household_id is None and esc.building_id == tb.seed.ids["b3"]
+    assert "李某某" in tb.last_to("zhangwei")
+
+
+# --- 3. 接龙 lists ----------------------------------------------------------------------------------------
+
+
+async def test_jielong_records_each_household_and_a_repost_alerts_once(any_bot):
+    tb = any_bot
+    first = "#接龙 今日体温\n例：3-2-501 36.5 正常\n1. 3-2-501 王芳 36.5 正常\n2. 3-1-101 陈静 38.1"
+    await tb.say("wangfang", first, chat="g3")
+    await tb.say("chenjing", first + "\n3. 3-2-601 王妈 36.6 正常", chat="g3")
+    households = {c.household_id for c in await _checkins(tb)}
+    assert households == {tb.seed.ids[k] for k in ("h:3-2-501", "h:3-1-101", "h:3-2-601")}
+    escs = await _escalations(tb)
+    assert len(escs) == 1 and escs[0].household_id == tb.seed.ids["h:3-1-101"]
+    assert sum("38.1" in t for t in tb.to("zhangwei")) == 1
+    g = await _grid(tb, "一网格")
+    assert g["reported"] == 3 and g["abnormal"] == 1
+    assert tb.group_leaks() == []
+
+
+async def test_a_list_line_that_names_no_household_is_kept(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "接龙\n1. 3-2-501 36.5\n2. 3-9-909 张三 36.6", chat="g3")
+    assert "1 行未找到" in tb.last_to("wangfang")
+    await tb.say("wangfang", "接龙\n1. 3-2-501 36.5\n2. 3-9-909 张三 36.6", chat="g3")  # re-post: nothing new
+    assert len(await _checkins(tb)) == 1
+
+
+# --- 4. history ---------------------------------------------------------------------------------------------
+
+
+async def test_a_fever_then_a_normal_reading_stays_a_fever_in_the_days_ledger(any_bot):
+    tb = any_bot
+    await tb.say("zhaoliu", "我发烧了38.0")
+    tb.clock.advance(timedelta(hours=1))
+    await tb.say("zhaoliu", "36.5 正常")
+    rows = await _checkins(tb)
+    assert [r.temperature for r in rows] == [38.0, 36.5]
+    g = await _grid(tb, "二网格")
+    assert (g["fevers"], g["abnormal"], g["safe"]) == (1, 1, 0)
+
+
+# --- what workers need to act -------------------------------------------------------------------------
+
+
+async def test_the_alert_carries_the_households_phone_for_its_own_grid_only(any_bot):
+    tb = any_bot
+    async with tb.db.session() as s:
+        await s.execute(update(Resident).where(Resident.channel_user_id == "chenjing").values(phone="13800001111"))
+    await tb.say("chenjing", "我发烧了38.3")
+    assert "13800001111" in tb.last_to("zhangwei")
+    assert "13800001111" not in tb.last_to("huangyi")  # the team's medic has no grid of their own
+    assert all("13800001111" not in t for t in tb.to_chat("g3"))
+
+
+async def test_staff_report_for_a_household_and_the_todo_list(any_bot):
+    tb = any_bot
+    await tb.say("zhangwei", "代报 3-2-601 36.6 正常")
+    assert "已代报" in tb.last_to("zhangwei")
+    [c] = await _checkins(tb)
+    assert c.source == "staff" and c.household_id == tb.seed.ids["h:3-2-601"]
+    await tb.say("zhangwei", "代报 3-2-502 38.5 咳嗽")
+    [esc] = await _escalations(tb)
+    assert esc.household_id == tb.seed.ids["h:3-2-502"]
+    assert esc.reporter_label == "网格员张伟"
+    await tb.say("zhangwei", "待办")
+    assert f"E{esc.id}" in tb.last_to("zhangwei")
+    await tb.say("zhaoqiang", "代报 3-2-601 36.5 正常")
+    assert "不在您负责" in tb.last_to("zhaoqiang")
+
+
+async def test_a_check_in_in_an_ai_bot_group_is_confirmed_privately(any_bot):
+    tb = any_bot
+    await tb.send(Inbound(channel="aibot", msg_id="ab1", sender_id="wangma", text="3-2-601 36.5 正常",
+                          sent_at=tb.clock.now(), chat_id="g3"))
+    mine = [r for r in tb.sent if r.to_user == "wangma"]
+    assert mine and mine[-1].channel == "wecom" and "已记录" in mine[-1].text
+
+
+# --- non-text messages and recalls -------------------------------------------------------------------------
+
+
+async def test_a_picture_is_answered_once_an_hour_with_a_request_for_words(any_bot):
+    tb = any_bot
+    for _ in range(2):
+        await tb.send(Inbound(channel="console", msg_id=f"img{_}", sender_id="wangfang", text="",
+                              sent_at=tb.clock.now(), chat_id="g3", kind="image"))
+    assert len([t for t in tb.to("wangfang") if "打字" in t]) == 1
+    tb.clock.advance(timedelta(hours=1, minutes=1))
+    await tb.send(Inbound(channel="console", msg_id="img9", sender_id="wangfang", text="",
+                          sent_at=tb.clock.now(), chat_id="g3", kind="image"))
+    assert len([t for t in tb.to("wangfang") if "打字" in t]) == 2
+
+
+async def test_a_recall_undoes_a_safe_check_in_but_not_an_alert(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "36.5 正常", msg_id="m-safe", chat="g3")
+    await tb.send(Inbound(channel="console", msg_id="r1", sender_id="wangfang", text="m-safe",
+                          sent_at=tb.clock.now(), chat_id="g3", kind="recall"))
+    assert await _checkins(tb) == []
+    await tb.say("wangfang", "我发烧38.4", msg_id="m-fever", chat="g3")
+    await tb.send(Inbound(channel="console", msg_id="r2", sender_id="wangfang", text="m-fever",
+                          sent_at=tb.clock.now(), chat_id="g3", kind="recall"))
+    [esc] = await _escalations(tb)
+    assert esc.status == "open" and "撤回" in tb.last_to("zhangwei")
