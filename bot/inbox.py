@@ -20,7 +20,8 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -113,6 +114,8 @@ class Inbox:
         self._scheduled = False
         self._tasks: set[asyncio.Task] = set()
         self._group_ready = False
+        self._redis_down_until = 0.0  # monotonic time before which the stream is not tried
+        self.redis_timeout_s = 1.0
         # Called with each new row id after its commit (the in-process worker queue).
         self.on_new: Callable[[int], None] | None = None
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -278,17 +281,29 @@ class Inbox:
         await self.drain()
 
     async def _announce(self, ids: list[int]) -> None:
-        if self.redis is not None:
+        """Hands new row ids to the workers: through the stream (every process shares it) or, on the
+        embedded default or while Redis is unreachable, to this process's own workers at once (the
+        stream is an accelerator, never a gate)."""
+        if self.redis is not None and time.monotonic() >= self._redis_down_until:
             try:
-                async with self.redis.pipeline(transaction=False) as p:
-                    for rid in ids:
-                        p.xadd(self.stream, {"id": str(rid)}, maxlen=1_000_000, approximate=True)
-                    await p.execute()
-            except Exception as exc:  # noqa: BLE001 - the row is durable; the sweep will find it
-                log.warning("inbox stream add failed (%s); rows wait for the sweep", type(exc).__name__)
-        elif self.on_new is not None:
+                async with asyncio.timeout(self.redis_timeout_s):
+                    await self._xadd(ids)
+                return
+            except Exception as exc:  # noqa: BLE001 - the rows are durable; hand them over here
+                # Not every batch waits out a timeout while Redis is away: skip it for a second.
+                self._redis_down_until = time.monotonic() + 1.0
+                self._group_ready = False  # it may come back without its stream (a restart)
+                log.warning("inbox stream add failed (%s); this process's workers take the new rows",
+                            type(exc).__name__)
+        if self.on_new is not None:
             for rid in ids:
                 self.on_new(rid)
+
+    async def _xadd(self, ids: list[int]) -> None:
+        async with self.redis.pipeline(transaction=False) as p:
+            for rid in ids:
+                p.xadd(self.stream, {"id": str(rid)}, maxlen=1_000_000, approximate=True)
+            await p.execute()
 
     async def drain(self) -> None:
         """Waits for inserts in flight (shutdown, tests)."""
@@ -312,6 +327,9 @@ class Inbox:
             return list((await s.scalars(q)).all())
 
     async def ensure_group(self) -> None:
+        """Creates the consumer group (and the stream) unless known to exist. When it had to be
+        created, Redis may have lost the stream (a restart without persistence): the pending rows
+        not yet due for the sweep are added again, so that none waits out its lease."""
         if self.redis is None or self._group_ready:
             return
         from redis.exceptions import ResponseError
@@ -321,24 +339,90 @@ class Inbox:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            self._group_ready = True
+            return
         self._group_ready = True
+        try:
+            n = await self._reannounce()
+        except Exception as exc:  # noqa: BLE001 - the sweep still finds them after their lease
+            log.warning("inbox stream group created; pending rows not added again (%s)", type(exc).__name__)
+            return
+        if n:
+            log.info("inbox stream group created; %d pending rows added to the stream again", n)
+
+    async def _reannounce(self, limit: int = 100_000) -> int:
+        """Adds again the pending rows older than the stream's first entry (those a lost stream
+        held), except those the sweep takes anyway (due) or that wait out a retry's backoff."""
+        first = _entries(await self.redis.xrange(self.stream, "-", "+", count=1))
+        now = self.clock.now()
+        t = InboundMessage.__table__
+        q = select(t.c.id).where(t.c.status == "pending", t.c.attempts == 0, t.c.next_attempt_at > now)
+        if first:
+            q = q.where(t.c.id < first[0][1])
+        async with self.db.engine.connect() as conn:
+            ids = list((await conn.scalars(q.order_by(t.c.id).limit(limit))).all())
+        for i in range(0, len(ids), 1000):
+            await self._xadd(ids[i:i + 1000])
+        return len(ids)
+
+    async def _stream_call(self, fn: Callable[[], Awaitable[Any]], what: str, idle_s: float) -> Any:
+        """Runs a stream command with the group in place: on NOGROUP (Redis lost the group) it is
+        created again and the command retried; with Redis unreachable, waits `idle_s` and returns
+        None (the caller polls again, at its normal pace, and picks up at once when Redis is back)."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import ResponseError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            for attempt in (1, 2):
+                await self.ensure_group()
+                try:
+                    return await fn()
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc) or attempt == 2:
+                        raise
+                    log.warning("inbox stream %s: the consumer group is gone (Redis restarted?); "
+                                "creating it again", what)
+                    self._group_ready = False
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            self._group_ready = False
+            log.warning("inbox stream %s failed (%s); rows reach the workers without it", what,
+                        type(exc).__name__)
+            await asyncio.sleep(idle_s)
+        return None
 
     async def read(self, consumer: str, count: int = 32, block_ms: int = 1000) -> list[tuple[str, int]]:
         """New stream entries for this consumer: (entry id, row id)."""
-        await self.ensure_group()
-        got = await self.redis.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
+        got = await self._stream_call(
+            lambda: self.redis.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms),
+            "read", block_ms / 1000)
         return _entries(got[0][1] if got else [])
 
     async def claim_stale(self, consumer: str, count: int = 100) -> list[tuple[str, int]]:
         """Entries another consumer took and never acknowledged within the lease (it died)."""
-        await self.ensure_group()
-        res = await self.redis.xautoclaim(self.stream, GROUP, consumer, min_idle_time=int(self.lease_s * 1000),
-                                          start_id="0-0", count=count)
-        return _entries(res[1])
+        res = await self._stream_call(
+            lambda: self.redis.xautoclaim(self.stream, GROUP, consumer, min_idle_time=int(self.lease_s * 1000),
+                                          start_id="0-0", count=count),
+            "claim", 0.0)
+        return _entries(res[1] if res else [])
 
     async def ack(self, entry_id: str) -> None:
-        await self.redis.xack(self.stream, GROUP, entry_id)
-        await self.redis.xdel(self.stream, entry_id)
+        """Acknowledges a processed entry. With Redis away this is skipped (the row is done in the
+        database; the entry, if Redis still has it, is claimed later and found done)."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        if time.monotonic() < self._redis_down_until:
+            return
+        try:
+            async with asyncio.timeout(self.redis_timeout_s):
+                async with self.redis.pipeline(transaction=False) as p:
+                    p.xack(self.stream, GROUP, entry_id)
+                    p.xdel(self.stream, entry_id)
+                    await p.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            self._redis_down_until = time.monotonic() + 1.0
+            log.warning("inbox stream ack failed (%s)", type(exc).__name__)
 
 
 def _connection_lost(conn: Any, exc: BaseException) -> bool:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 # (key, limit, window seconds, cost): "at most `limit` units per `window` seconds under `key`".
 Rule = tuple[str, int, float, int]
@@ -196,11 +199,26 @@ class RedisState:
         self._now = time_fn
         self._acquire = self.redis.register_script(_ACQUIRE_LUA)
 
+    # The callback path's one Redis call may not wait out redis-py's retries (~5 s, past WeCom's
+    # deadline) when Redis is down: it gives up after this long.
+    seen_timeout_s = 0.5
+
     def k(self, key: str) -> str:
         return self.prefix + key
 
     async def seen(self, key: str, ttl: float) -> bool:
-        ok = await self.redis.set(self.k(key), b"1", nx=True, px=max(1, int(ttl * 1000)))
+        """SET NX; with Redis unreachable, False ("not seen"): the dedup key is an accelerator, and
+        the inbox's unique (channel, msg_id) still catches the duplicate, so a callback never
+        fails because Redis is down."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            async with asyncio.timeout(self.seen_timeout_s):
+                ok = await self.redis.set(self.k(key), b"1", nx=True, px=max(1, int(ttl * 1000)))
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            log.warning("redis unavailable for dedup keys (%s); the database catches duplicates", type(exc).__name__)
+            return False
         return not ok
 
     async def delete(self, key: str) -> None:
@@ -212,12 +230,14 @@ class RedisState:
         # expired holder cannot free someone else's lock.
         from redis.exceptions import LockError
 
-        lk = self.redis.lock(self.k("lock:" + key), timeout=ttl, blocking_timeout=wait, sleep=0.01)
+        lk = self.redis.lock(self.k("lock:" + key), timeout=ttl, sleep=0.01)
+        token = uuid.uuid4().hex.encode()
         try:
-            got = await lk.acquire()
+            got = await self._take(lk, token, wait)
         except BaseException:
             # Cancelled while the SET may already have landed: free it (a no-op if it is not ours)
             # rather than leave the next message of this sender waiting out the ttl.
+            lk.local.token = token
             with contextlib.suppress(Exception):
                 await lk.release()
             raise
@@ -226,9 +246,38 @@ class RedisState:
         try:
             yield
         finally:
-            # Expired while held (the work ran longer than ttl): nothing left to release.
-            with contextlib.suppress(LockError):
+            # Expired while held (the work ran longer than ttl): nothing left to release. Redis
+            # unreachable: the work is done, and the key expires by itself (or went with Redis).
+            try:
                 await lk.release()
+            except LockError:
+                pass
+            except Exception as exc:  # noqa: BLE001
+                log.warning("lock %s not released (%s); it expires in %.0f s", key.split(":", 1)[0],
+                            type(exc).__name__, ttl)
+
+    async def _take(self, lk: Any, token: bytes, wait: float) -> bool:
+        """SET NX with our own token until taken or `wait` is over.
+
+        A SET that landed but whose reply was lost (Redis restarting: redis-py retries it and the
+        retry finds the key taken) is recognised by its token instead of being waited out until
+        its ttl; and a Redis that is away for a moment is waited for (within `wait`) rather than
+        failing the message, which would cost it a retry's backoff."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                if await lk.do_acquire(token) or await self.redis.get(lk.name) == token:
+                    lk.local.token = token
+                    return True
+            except Exception:
+                if loop.time() + 0.5 > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            if loop.time() + lk.sleep > deadline:
+                return False
+            await asyncio.sleep(lk.sleep)
 
     async def acquire(self, rules: Sequence[Rule]) -> float:
         if not rules:
