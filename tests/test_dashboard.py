@@ -335,9 +335,14 @@ async def test_lists_for_a_grid_worker(sqlite_db, make_client):
     assert "13812345678" not in await (await client.get("/api/residents")).text()
 
     qua = await (await client.get("/api/quarantines")).json()
-    assert qua["items"] == [{"grid": G1, "household": "1-1-201", "name": "王五", "start": "2026-02-06",
-                             "days": 14, "ends": "2026-02-19", "day": 5, "state": "active",
-                             "released_at": None}]
+    (q,) = qua["items"]
+    calendar = q.pop("calendar")
+    assert q == {"id": 1, "grid": G1, "household": "1-1-201", "name": "王五", "start": "2026-02-06",
+                 "days": 14, "ends": "2026-02-19", "day": 5, "state": "active", "released_at": None}
+    # 14 days × the two reminder slots; 王五 never answered: missed until now (20:00 on day 5), then to come
+    assert [d["date"] for d in calendar][:2] == ["2026-02-06", "2026-02-07"] and len(calendar) == 14
+    assert [[c["state"] for c in d["slots"]] for d in calendar[3:6]] == [
+        ["missed", "missed"], ["missed", "missed"], ["pending", "pending"]]
 
     rates = await (await client.get("/api/rates", params={"grid": G1, "days": 28})).json()
     assert len(rates["items"]) == 28 and rates["households"] == 4
@@ -356,13 +361,19 @@ async def test_xlsx_download_is_a_workbook(sqlite_db, make_client):
     assert "attachment" in resp.headers["Content-Disposition"]
     wb = openpyxl.load_workbook(io.BytesIO(await resp.read()))
     summary = list(wb["汇总"].iter_rows(values_only=True))
-    assert summary[0] == ("日期", "2026-02-10", *([None] * 9))
-    assert summary[2][:6] == (G1, 4, 2, 1, 1, 2)
-    assert [r for r in wb["未报户"].iter_rows(min_row=2, values_only=True)] == [(G1, "1-1-201"), (G1, "1-2-101")]
-    # Without grid=: every grid in scope, and only those.
-    resp = await client.get("/api/ledger.xlsx")
+    assert summary[1][:9] == ("2026-02-10", G1, "文化东路社区", 4, 2, "50%", 1, 1, 2)
+    assert [r for r in wb["未报户"].iter_rows(min_row=2, values_only=True)] == [
+        ("2026-02-10", G1, "1-1-201"), ("2026-02-10", G1, "1-2-101")]
+    homes = {r[4]: r for r in wb["住户台账"].iter_rows(min_row=2, values_only=True)}
+    assert homes["102"][8:10] == ("发热", "38.2") and homes["201"][8] == "未报"
+    assert [r[0] for r in wb["预警"].iter_rows(min_row=2, values_only=True)] == ["E1"]
+    assert [r[2] for r in wb["隔离人员"].iter_rows(min_row=2, values_only=True)] == ["王五"]
+    # A range, from= to date=; without grid=: every grid in scope, and only those.
+    resp = await client.get("/api/ledger.xlsx", params={"from": "2026-02-09", "date": "2026-02-10"})
+    assert "2026-02-09_2026-02-10" in resp.headers["Content-Disposition"]
     wb = openpyxl.load_workbook(io.BytesIO(await resp.read()))
-    assert [r[0] for r in wb["汇总"].iter_rows(min_row=3, values_only=True)] == [G1]
+    assert [r[:2] for r in wb["汇总"].iter_rows(min_row=2, values_only=True)] == [("2026-02-09", G1), ("2026-02-10", G1)]
+    assert (await client.get("/api/ledger.xlsx", params={"from": "2025-01-01"})).status == 400
 
 
 async def test_scope_by_role(db, make_client):

@@ -154,13 +154,88 @@ def test_format_grid_ledger():
     assert "全部已报" in format_grid_ledger(_g(unreported=[]), DAY)
 
 
-def test_write_ledger_xlsx(tmp_path):
-    ledger = {"date": "2026-02-10", "grids": [_g(), _g(grid=G2, unreported=["5-10"])]}
-    path = tmp_path / "ledger.xlsx"
-    write_ledger_xlsx(ledger, path)
+async def test_ledger_workbook(db, tmp_path):
+    """The 台账 workbook: per household and day (worst status, latest reading, who, when), abnormal
+    cases, escalations with their timeline and note, requests, each quarantine day's two readings,
+    the per-grid summary; the same builder as the web page's export."""
+    from bot.ledger_cmd import book_rules
+    from storage.ledger import ledger_book
+    from storage.models import OutboundMessage, Staff
+
+    labels = await _seed(db)
+    async with db.session() as s:
+        hs = await _households(s, G1)
+        e = hs[4]
+        zhang = await s.scalar(select(Staff).where(Staff.channel_user_id == "zhangwei"))
+        # a fever in the morning, "36.5 正常" in the afternoon: two rows, the day is a fever
+        s.add_all([CheckIn(household_id=e.id, date=DAY, status="abnormal", fever=True, temperature=38.0,
+                           symptoms=["fever", "cough"], text="发烧38度 咳嗽", created_at=at(DAY, 9, 5),
+                           updated_at=at(DAY, 9, 5)),
+                   CheckIn(household_id=e.id, date=DAY, status="safe", temperature=36.5, text="36.5 正常",
+                           source="staff", staff_id=zhang.id, created_at=at(DAY, 15), updated_at=at(DAY, 15))])
+        esc = Escalation(kind="fever", household_id=e.id, grid_id=hs[0].building.grid_id, status="closed",
+                         level=1, summary="发热 38.0℃", text="发烧38度 咳嗽", temperature=38.0,
+                         opened_at=at(DAY, 9, 5), acked_by=zhang.id, acked_at=at(DAY, 9, 30),
+                         closed_by=zhang.id, closed_at=at(DAY, 11), note="已陪同去发热门诊")
+        s.add(esc)
+        await s.flush()
+        for key, when in ((f"esc:{esc.id}:L0:s{zhang.id}", at(DAY, 9, 5)), (f"esc:{esc.id}:L1:s9", at(DAY, 9, 20))):
+            s.add(OutboundMessage(channel="wecom", to_user="x", text="t", kind="escalation", dedup_key=key,
+                                  escalation_id=esc.id, status="sent", created_at=when, next_attempt_at=when))
+        q = (await s.scalars(select(Quarantine).order_by(Quarantine.start))).all()
+        ma = next(x for x in q if x.start == date(2026, 2, 1) and x.released_at is None)
+        ma_name = ma.resident.name
+        s.add(CheckIn(household_id=ma.resident.household_id, resident_id=ma.resident_id, person=f"r{ma.resident_id}",
+                      date=DAY, slot="am", status="safe", temperature=36.4, created_at=at(DAY, 8, 10),
+                      updated_at=at(DAY, 8, 10)))
+    async with db.session() as s:
+        book = await ledger_book(s, DAY - timedelta(days=1), DAY, at(DAY, 20), book_rules(SETTINGS), grid_names=[G1])
+    path = tmp_path / "book.xlsx"
+    write_ledger_xlsx(book, path)
     wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["汇总", "住户台账", "异常情况", "预警", "服务请求", "隔离人员", "未报户"]
+
     summary = list(wb["汇总"].iter_rows(values_only=True))
-    assert summary[0] == ("日期", "2026-02-10", *([None] * 9))
-    assert summary[2][:6] == (G1, 48, 41, 39, 2, 2)
-    rooms = list(wb["未报户"].iter_rows(values_only=True))
-    assert rooms == [("网格", "房号"), (G1, "3-2-502"), (G1, "3-2-601"), (G2, "5-10")]
+    assert summary[0][:6] == ("日期", "网格", "社区", "户数", "已报", "报告率")
+    reported = {r[0]: r[4] for r in summary[1:]}
+    assert [r[:4] for r in summary[1:]] == [("2026-02-09", G1, "成丰社区", 24), ("2026-02-10", G1, "成丰社区", 24)]
+    assert reported["2026-02-09"] == 1 and reported["2026-02-10"] in (4, 5)
+
+    rows = list(wb["住户台账"].iter_rows(values_only=True))
+    assert rows[0] == ("日期", "网格", "楼栋", "单元", "房号", "户主", "电话", "人数", "状态", "体温", "症状", "报告人",
+                       "报告时间", "报告次数")
+    assert len(rows) == 1 + 2 * 24
+    today = {(r[2], r[3], r[4]): r for r in rows[1:] if r[0] == "2026-02-10"}
+    fever = today[(e.building.name, e.unit, e.room)]
+    assert fever[8:] == ("发热", "38.0 → 36.5", "咳嗽", "张伟", "2026-02-10 15:00", 2)
+    assert fever[5] and fever[6] and fever[7] >= 1
+    assert sum(1 for r in today.values() if r[8] == "未报") == 24 - reported["2026-02-10"]
+    a = next(r for r in rows[1:] if r[0] == "2026-02-10" and f"{r[2][0]}-{r[3]}-{r[4]}" == labels["a"])
+    assert a[8] == "平安"
+
+    abnormal = list(wb["异常情况"].iter_rows(min_row=2, values_only=True))
+    assert any(r[3] == e.label and r[5] == "38.0" and r[7] == "咳嗽" for r in abnormal)
+
+    escs = {r[0]: r for r in wb["预警"].iter_rows(min_row=2, values_only=True)}
+    row = escs[esc.code]
+    assert row[1:4] == ("发热预警", G1, e.label) and row[9] == "已办结" and row[15] == "已陪同去发热门诊"
+    assert row[16].splitlines() == ["02-10 09:05 发起，通知网格员", "02-10 09:20 上报至网格长/医护",
+                                    "02-10 09:30 张伟 确认", "02-10 11:00 张伟 办结：已陪同去发热门诊"]
+
+    reqs = list(wb["服务请求"].iter_rows(min_row=2, values_only=True))
+    assert len(reqs) == 4 and {r[6] for r in reqs} == {"待接单", "已接单", "已完成"}
+
+    qs = list(wb["隔离人员"].iter_rows(values_only=True))
+    assert qs[0][9:13] == ("第1天上午", "第1天下午", "第2天上午", "第2天下午")
+    ma_row = next(r for r in qs[1:] if r[4] == "2026-02-01" and r[2] == ma_name)
+    released = next(r for r in qs[1:] if r[4] == "2026-02-01" and r[2] != ma_name)
+    # released at 18:00 on 02-09: its afternoon was still due, the next morning is not
+    assert released[7] == "已解除" and released[9 + 2 * 8 + 1] == "未报" and released[9 + 2 * 9] == "—"
+    assert ma_row[7] == "隔离中" and ma_row[5] == 14
+    day10 = 9 + 2 * 9  # day 10 (02-10), morning
+    assert ma_row[day10] == "36.4" and ma_row[day10 + 1] == "未报"
+    assert ma_row[9 + 2 * 13] in ("", None)  # 02-14 is still to come
+    unrep = list(wb["未报户"].iter_rows(min_row=2, values_only=True))
+    assert (("2026-02-10", G1, labels["d"]) in unrep) and len(unrep) == 48 - 1 - reported["2026-02-10"]
+
+

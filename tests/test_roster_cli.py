@@ -53,7 +53,7 @@ def test_init_import_ledger(gridbot, tmp_path):
 
     text = gridbot("ledger", "--grid", "成丰二网格", "--xlsx", str(tmp_path / "l.xlsx"))
     assert text.returncode == 0 and "成丰二网格" in text.stdout and "成丰一网格" not in text.stdout
-    assert openpyxl.load_workbook(tmp_path / "l.xlsx")["汇总"]["A3"].value == "成丰二网格"
+    assert openpyxl.load_workbook(tmp_path / "l.xlsx")["汇总"]["B2"].value == "成丰二网格"
     unknown = gridbot("ledger", "--grid", "九网格")
     assert unknown.returncode == 2 and "九网格" in unknown.stderr
     assert gridbot("ledger", "--date", "2026-02-30").returncode == 2

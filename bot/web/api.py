@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.ledger_cmd import book_rules
+from bot.web.actions import csrf_of
 from bot.web.common import (
     JSON_HEADERS,
     ApiError,
@@ -29,13 +31,22 @@ from bot.web.common import (
     mask_phone,
     parse_date,
 )
-from storage.ledger import Ledger, compute_ledger, household_counts_where, reported_per_day, write_ledger_xlsx
+from storage.ledger import (
+    Ledger,
+    compute_ledger,
+    household_counts_where,
+    ledger_book,
+    quarantine_calendars,
+    reported_per_day,
+    write_ledger_xlsx,
+)
 from storage.models import Building, Escalation, Grid, Household, Quarantine, Resident, ServiceRequest, Staff
 from storage.queries import natural_key, undeliverable_escalations
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
 MAX_RATE_DAYS = 92
+MAX_BOOK_DAYS = 31
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ESCALATION_STATUSES = ("open", "acked", "closed")
 REQUEST_STATUSES = ("open", "taken", "done", "cancelled")
@@ -77,6 +88,8 @@ class Api:
             "grids": [{"grid": g["name"], "community": g["community"], "street": g["street"]}
                       for g in viewer.scope.grids.values()],
             "today": self.today().isoformat(),
+            "now": self.local_iso(self.rt.clock.now()),
+            "csrf": csrf_of(request),
             "unreachable": await self._undeliverable(viewer, s),
         })
 
@@ -107,12 +120,30 @@ class Api:
             ids = list(viewer.scope.grids)
         return day, await compute_ledger(s, day, self.rt.settings.tz, grid_ids=ids), gid is not None
 
+    def day_bounds(self, request: web.Request) -> tuple[datetime, datetime] | None:
+        """[start, end) of `?date=` in the configured zone; None without one."""
+        if not request.query.get("date", "").strip():
+            return None
+        start = datetime.combine(self.date_param(request), time(0), self.rt.settings.tz)
+        return start, start + timedelta(days=1)
+
     async def ledger_xlsx(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
-        day, data, _ = await self._ledger(request, viewer, s)
+        """The 台账 workbook (storage/ledger.py, as `gridbot ledger --xlsx`) of `?date=` (or of
+        `?from=` to `?date=`, at most MAX_BOOK_DAYS), for `?grid=` or every grid in scope."""
+        day = self.date_param(request)
+        first = parse_date(request.query.get("from", ""), day)
+        if first > day:
+            first, day = day, first
+        if (day - first).days >= MAX_BOOK_DAYS:
+            raise ApiError(400, f"一次最多导出 {MAX_BOOK_DAYS} 天")
+        gid = await self.grid_param(s, viewer, request)
+        ids = [gid] if gid is not None else (None if viewer.scope.district else list(viewer.scope.grids))
+        book = await ledger_book(s, first, day, self.rt.clock.now(), book_rules(self.rt.settings), grid_ids=ids)
         buf = io.BytesIO()
-        await asyncio.to_thread(write_ledger_xlsx, data, buf)  # type: ignore[arg-type] - openpyxl takes a file
-        filename = f"ledger-{day.isoformat()}.xlsx"
-        quoted = "台账-" + day.isoformat() + ".xlsx"
+        await asyncio.to_thread(write_ledger_xlsx, book, buf)
+        span = day.isoformat() if first == day else f"{first.isoformat()}_{day.isoformat()}"
+        filename = f"ledger-{span}.xlsx"
+        quoted = "台账-" + span + ".xlsx"
         return web.Response(body=buf.getvalue(), content_type=XLSX_TYPE, headers={
             **JSON_HEADERS,
             "Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(quoted)}",
@@ -129,20 +160,46 @@ class Api:
             cond.append(Escalation.status == status)
         elif status != "all":
             raise ApiError(400, "status 应为 open、acked、closed 或 all")
+        bounds = self.day_bounds(request)
+        if bounds is not None:  # live that day: opened before it ended, not closed before it began
+            cond += [Escalation.opened_at < bounds[1],
+                     or_(Escalation.closed_at.is_(None), Escalation.closed_at >= bounds[0])]
         total = await s.scalar(select(func.count(Escalation.id)).where(*cond))
         rows = (await s.execute(
             select(Escalation, Resident.name, Grid.name)
             .join(Grid, Grid.id == Escalation.grid_id)
             .outerjoin(Resident, Resident.id == Escalation.resident_id)
             .where(*cond).order_by(Escalation.opened_at.desc(), Escalation.id.desc()).limit(limit))).all()
+        phones = await self._phones(s, [e for e, _, _ in rows])
         items = [{
-            "code": e.code, "kind": e.kind, "grid": grid_name, "household": e.household.label,
+            "code": e.code, "kind": e.kind, "grid": grid_name, "household": e.place,
+            "phone": phones.get(e.id, ""),
             "resident": rname, "level": e.level, "status": e.status, "summary": e.summary, "text": e.text,
             "temperature": e.temperature, "opened_at": self.local_iso(e.opened_at),
             "deadline_at": self.local_iso(e.deadline_at), "acked_at": self.local_iso(e.acked_at),
             "closed_at": self.local_iso(e.closed_at), "note": e.note,
         } for e, rname, grid_name in rows]
-        return json_response({"items": items, "total": total or 0})
+        return json_response({"items": items, "total": total or 0, "now": self.local_iso(self.rt.clock.now())})
+
+    async def _phones(self, s: AsyncSession, rows: list[Escalation]) -> dict[int, str]:
+        """The number to call for each escalation (the person's own, else the household's first):
+        the page's call link. Only escalations in the viewer's scope are ever passed here."""
+        hids = {e.household_id for e in rows if e.household_id}
+        if not hids:
+            return {}
+        by_household: dict[int, list[tuple[int, str]]] = {}
+        for hid, rid, phone in (await s.execute(
+                select(Resident.household_id, Resident.id, Resident.phone)
+                .where(Resident.household_id.in_(hids), Resident.phone.is_not(None), Resident.phone != "")
+                .order_by(Resident.id))).all():
+            by_household.setdefault(hid, []).append((rid, phone))
+        out = {}
+        for e in rows:
+            found = by_household.get(e.household_id or 0, [])
+            own = [p for rid, p in found if rid == e.resident_id]
+            if own or found:
+                out[e.id] = (own or [found[0][1]])[0]
+        return out
 
     async def requests(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
         gid = await self.grid_param(s, viewer, request)
@@ -155,6 +212,10 @@ class Api:
             cond.append(ServiceRequest.status == status)
         elif status != "all":
             raise ApiError(400, "status 应为 open、taken、done、cancelled 或 all")
+        bounds = self.day_bounds(request)
+        if bounds is not None:  # live that day
+            cond += [ServiceRequest.created_at < bounds[1],
+                     or_(ServiceRequest.done_at.is_(None), ServiceRequest.done_at >= bounds[0])]
         total = await s.scalar(select(func.count(ServiceRequest.id)).where(*cond))
         rows = (await s.execute(
             select(ServiceRequest, Resident.name, Staff.name, Grid.name)
@@ -169,7 +230,7 @@ class Api:
             "assignee": assignee, "created_at": self.local_iso(r.created_at),
             "taken_at": self.local_iso(r.taken_at), "done_at": self.local_iso(r.done_at), "note": r.note,
         } for r, rname, assignee, grid_name in rows]
-        return json_response({"items": items, "total": total or 0})
+        return json_response({"items": items, "total": total or 0, "now": self.local_iso(self.rt.clock.now())})
 
     async def residents(self, request: web.Request, viewer: Viewer, s: AsyncSession) -> web.Response:
         gid = await self.grid_param(s, viewer, request)
@@ -199,6 +260,10 @@ class Api:
             cond.append(Quarantine.released_at.is_(None))
         elif status != "all":
             raise ApiError(400, "status 应为 active 或 all")
+        bounds = self.day_bounds(request)
+        if bounds is not None:  # begun by that day and not released before it
+            cond += [Quarantine.start <= self.date_param(request),
+                     or_(Quarantine.released_at.is_(None), Quarantine.released_at >= bounds[0])]
         q = (select(Quarantine, Resident.name, Building.number, Household.unit, Household.room, Grid.name)
              .join(Resident, Resident.id == Quarantine.resident_id)
              .join(Household, Household.id == Resident.household_id)
@@ -207,16 +272,19 @@ class Api:
         total = await s.scalar(select(func.count()).select_from(q.subquery()))
         rows = (await s.execute(q.order_by(Quarantine.start.desc(), Quarantine.id.desc()).limit(limit))).all()
         today = self.today()
+        calendars = await quarantine_calendars(s, [r[0] for r in rows], self.rt.clock.now(),
+                                               book_rules(self.rt.settings))
         items = []
         for qu, name, number, unit, room, grid_name in rows:
             ends = qu.start + timedelta(days=qu.days - 1)
             day_n = qu.day_of(today)
             items.append({
-                "grid": grid_name, "household": label_of(number, unit, room), "name": name,
+                "id": qu.id, "grid": grid_name, "household": label_of(number, unit, room), "name": name,
                 "start": qu.start.isoformat(), "days": qu.days, "ends": ends.isoformat(),
                 "day": day_n, "state": ("released" if qu.released_at else "pending" if day_n < 1
                                         else "due_release" if today > ends else "active"),
                 "released_at": self.local_iso(qu.released_at),
+                "calendar": calendars.get(qu.id, []),
             })
         return json_response({"items": items, "total": total or 0, "today": today.isoformat()})
 
