@@ -206,3 +206,27 @@ async def test_register_and_release_a_quarantine(sqlite_db, make_client):
         n = await s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.like("quarantine.%")))
     assert n == 2
     assert G3  # the other grid's quarantine is covered by the 403 test
+
+
+async def test_staff_report_for_a_household(db, make_client):
+    """代报 from the page: the chat command's check-in (marked as the worker's) and, when abnormal,
+    its escalation to the rest of the chain; scope and unknown households as elsewhere."""
+    from storage.models import CheckIn
+
+    await seed(db)
+    client = await make_client(db)
+    headers = await login(client)
+    ok = await post(client, "/api/checkins", headers, {"household": "1-2-101", "text": "36.5 正常"})
+    assert ok["changed"] and "1-2-101" in ok["reply"] and ok["sent"] == 0
+    fever = await post(client, "/api/checkins", headers, {"household": "1-1-201", "text": "38.6 咳嗽"})
+    assert "E4" in fever["reply"]
+    assert [u for u, _ in await outbox(db)] == ["nopw"]  # the other worker of G1 hears it; w1 knows
+    async with db.session() as s:
+        rows = (await s.scalars(select(CheckIn).where(CheckIn.source == "staff").order_by(CheckIn.id))).all()
+        esc = await s.get(Escalation, 4)
+    assert [(r.status, r.temperature) for r in rows] == [("safe", 36.5), ("abnormal", 38.6)]
+    assert esc.kind == "fever" and esc.grid_id is not None
+    await post(client, "/api/checkins", headers, {"household": "3-1-101", "text": "36.5"}, status=403)
+    await post(client, "/api/checkins", headers, {"household": "8-8-808", "text": "36.5"}, status=404)
+    await post(client, "/api/checkins", headers, {"household": "1-2-101"}, status=400)
+    assert (await client.post("/api/checkins", json={"household": "1-2-101", "text": "36.5"})).status == 403

@@ -5,7 +5,8 @@
     GET  /api/me, /api/health, /api/ledger, /api/ledger.xlsx, /api/escalations, /api/requests,
          /api/residents, /api/quarantines, /api/rates                          bot/web/api.py
     POST /api/escalations/{code}/ack|close, /api/requests/{code}/take|done,
-         /api/quarantines, /api/quarantines/{id}/release   (X-CSRF-Token)      bot/web/actions.py
+         /api/quarantines, /api/quarantines/{id}/release, /api/checkins (代报)
+                                                     (X-CSRF-Token)      bot/web/actions.py
 
 `setup_web(app, runtime)` adds the routes to an existing aiohttp application (bot/app.py).
 """
@@ -38,5 +39,6 @@ def setup_web(app: web.Application, runtime: Any) -> None:
                           ("/api/requests/{code}/take", act.take_request),
                           ("/api/requests/{code}/done", act.finish_request),
                           ("/api/quarantines", act.start_quarantine),
-                          ("/api/quarantines/{id}/release", act.release_quarantine)):
+                          ("/api/quarantines/{id}/release", act.release_quarantine),
+                          ("/api/checkins", act.staff_report)):
         app.router.add_post(path, auth.authed(handler))

@@ -6,8 +6,10 @@
     POST /api/requests/{code}/done {"note"}     完成 R12 备注
     POST /api/quarantines {"household", "name", "start"}   隔离 3-2-501 王芳 2-10
     POST /api/quarantines/{id}/release          解除 3-2-501 王芳
+    POST /api/checkins {"household", "text"}    代报 3-2-501 36.5 正常
 
-Each route calls the chat command's own function (handlers/escalation.py, requests.py, quarantine.py):
+Each route calls the chat command's own function (handlers/escalation.py, requests.py, quarantine.py,
+checkin.py):
 the same checks, the same audit record and the same messages to the resident and the alert chain.
 Those messages go to the outbox in the same transaction as the change (bot/outbox.py `enqueue`), and
 the sender is woken after the commit. The staff member's own confirmation, which the chat would send
@@ -32,19 +34,22 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.dispatch import NotFound, OutOfScope, UserError
-from bot.model import Outbound
+from bot.dispatch import Context, NotFound, OutOfScope, UserError
+from bot.model import Inbound, Outbound
 from bot.outbox import enqueue
 from bot.web.auth import COOKIE
 from bot.web.common import ApiError, Viewer, json_response, parse_date
+from handlers import checkin as checkins
 from handlers import escalation as escalations
 from handlers import quarantine as quarantines
 from handlers import requests as requests_
+from handlers.common import private_channel
 from handlers.people import contacts, scope_of
 from storage.models import Escalation, Quarantine, ServiceRequest, Staff
 
 CSRF_HEADER = "X-CSRF-Token"
 MAX_NOTE = 500
+MAX_REPORT = 300
 MAX_BODY = 16 * 1024
 
 Call = Callable[[AsyncSession, Staff, datetime], Awaitable[list[Outbound]]]
@@ -224,6 +229,27 @@ class Actions:
             return {"id": q.id, "released": q.released_at is not None}
 
         return await self._act(request, viewer, call, state)
+
+    # -- 代报 ------------------------------------------------------------------------------------
+
+    async def staff_report(self, request: web.Request, viewer: Viewer, _: AsyncSession) -> web.Response:
+        """代报 for a household after a phone call or a visit: the chat command's function, with the
+        page's words as the message a worker would have typed."""
+        check_csrf(request)
+        body = await body_of(request)
+        household = text_field(body, "household", 40, required=True) or ""
+        words = text_field(body, "text", MAX_REPORT, required=True) or ""
+        rt = self.rt
+
+        async def call(s: AsyncSession, st: Staff, now: datetime) -> list[Outbound]:
+            hh = await quarantines.household_in_scope(s, st, household)  # the scope rule: 404 / 403
+            inbound = Inbound(channel=private_channel(st.channel), msg_id=f"web-{now.timestamp()}", sender_id=st.channel_user_id,
+                              text=f"代报 {hh.label} {words}", sent_at=now)
+            ctx = Context(session=s, settings=rt.settings, clock=rt.clock, inbound=inbound, staff=st,
+                          state=rt.state)
+            return await checkins.report_for_household(ctx, st, hh.label, words)
+
+        return await self._act(request, viewer, call, None)
 
 
 def _number(code: str, prefix: str) -> int:
