@@ -398,6 +398,32 @@ class Escalation(Base):
         return "住址未知"
 
 
+class PendingBinding(Base):
+    """A sender who said "3-2-501 钱五" but has not proved it yet: nobody becomes a resident by saying so.
+
+    It becomes a binding when the grid worker confirms it (确认 3-2-501 钱五), or when the sender
+    gives the last four digits of the roster phone of `resident_id` (the roster row of that name).
+    Until then the sender's reports count for the household as unverified (CheckIn.source
+    "claimed"), never as the named person's, and a fever still escalates at once.
+    """
+
+    __tablename__ = "pending_bindings"
+    __table_args__ = (Index("ix_pending_bindings_sender", "channel", "sender_id", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    sender_id: Mapped[str] = mapped_column(String(128))
+    sender_name: Mapped[str | None] = mapped_column(String(100))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")  # pending|bound|refused
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    household: Mapped[Household] = relationship(lazy="joined")
+
+
 class ListLine(Base):
     """A line of a 接龙 seen in a group on a day, so a re-posted list records only what is new."""
 
