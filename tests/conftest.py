@@ -21,6 +21,7 @@ from bot.config import Settings
 from storage.db import Database
 from storage.models import Base
 from tests.pg import PG_ADMIN_URL, create_temp_database_sync, drop_database_sync
+from tests.services import summary, unreachable
 
 REDIS_URL = os.environ.get("GRIDBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TZ = ZoneInfo("Asia/Shanghai")
@@ -32,9 +33,7 @@ def pg_database_url():
     try:
         url = create_temp_database_sync("gridbot_test")
     except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+        unreachable("PostgreSQL", PG_ADMIN_URL, exc)
     yield url
     drop_database_sync(url)
 
@@ -81,15 +80,14 @@ async def db(request, tmp_path):
 async def redis_client():
     """The real Redis server, with a key prefix of this test's own; its keys are deleted after."""
     import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
     client = aioredis.from_url(REDIS_URL)
     try:
         await client.ping()
-    except (OSError, ConnectionError) as exc:
+    except (OSError, RedisConnectionError) as exc:
         await client.aclose()
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+        unreachable("Redis", REDIS_URL, exc)
     prefix = f"gridbot-test:{uuid.uuid4().hex[:8]}:"
     client.test_prefix = prefix  # type: ignore[attr-defined]
     yield client
@@ -97,6 +95,16 @@ async def redis_client():
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Says once, at the end, how many server tests were skipped and why (never under CI=true)."""
+    reasons = []
+    for rep in terminalreporter.stats.get("skipped", []):
+        longrepr = rep.longrepr
+        reasons.append(str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr))
+    for line in summary(reasons):
+        terminalreporter.write_line(line, yellow=True, bold=True)
 
 
 @pytest.fixture

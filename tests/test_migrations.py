@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -15,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from storage.migrate import alembic_config, upgrade
 from storage.models import Base
 from tests.pg import PG_ADMIN_URL, create_temp_database_sync, drop_database_sync
+from tests.services import unreachable
 
 
 def _diffs_and_state(url: str) -> tuple[list, str | None, list[str]]:
@@ -71,9 +70,7 @@ def test_upgrade_head_on_postgres():
     try:
         url = create_temp_database_sync("gridbot_migrate")
     except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+        unreachable("PostgreSQL", PG_ADMIN_URL, exc)
     try:
         _check(url)
     finally:
