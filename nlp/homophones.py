@@ -103,15 +103,32 @@ def build_variants(words: Iterable[str], freq: Mapping[str, int], keep: Iterable
 class Homophones:
     """Replace sound-alike spellings in a text by the lexicon word they stand for."""
 
-    def __init__(self, variants: dict[str, str], freq: Mapping[str, int]) -> None:
+    def __init__(self, variants: dict[str, str], freq: Mapping[str, int], words: Iterable[str] = ()) -> None:
         self._variants = variants
         self._freq = freq
+        # Lexicon words that hold a listed spelling ("嗓子发干" holds 发干, a
+        # spelling of 发绀): where one of them is written out, it is kept.
+        self._holders: dict[str, tuple[str, ...]] = {}
+        for word in words:
+            for spelling in {word[a:b] for a in range(len(word)) for b in range(a + 2, len(word) + 1)}:
+                if spelling in variants and spelling != word:
+                    self._holders[spelling] = (*self._holders.get(spelling, ()), word)
         self._lengths = sorted({len(v) for v in variants}, reverse=True)
         # Every spelling opens with one of these pairs.
         self._openings = frozenset(v[:2] for v in variants)
 
     def _pair_is_word(self, pair: str) -> bool:
         return len(pair) == 2 and self._freq.get(pair, 0) >= _COMMON_PAIR
+
+    def _inside_word(self, text: str, i: int, spelling: str) -> bool:
+        """Whether the spelling at text[i:] is part of a lexicon word written there."""
+        for word in self._holders[spelling]:
+            at = word.find(spelling)
+            while at >= 0:
+                if text.startswith(word, i - at) and i - at >= 0:
+                    return True
+                at = word.find(spelling, at + 1)
+        return False
 
     def fix(self, text: str) -> str:
         openings = self._openings
@@ -129,6 +146,8 @@ class Homophones:
                 if word is None:
                     continue
                 end = i + length
+                if spelling in self._holders and self._inside_word(text, i, spelling):
+                    continue
                 if (i and self._pair_is_word(text[i - 1 : i + 1])) or self._pair_is_word(text[end - 1 : end + 1]):
                     continue
                 if out is None:

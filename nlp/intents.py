@@ -26,17 +26,20 @@ _REQUEST_ORDER = ("medicine", "groceries", "garbage", "other")
 
 def is_notice(clauses: list[Clause], has_fever_reading: bool) -> bool:
     """A notice, announcement or rule from staff, not a resident's report."""
-    strong = weak = 0
+    strong = 0
+    # Weak signs count within one sentence: a form's title and its questions
+    # ("每日健康报告 / 是否有发热、干咳等症状：无") are not a notice's wording.
+    weak_in: dict[int, int] = {}
     for clause in clauses:
         for tok in clause.tokens:
             if tok.kind is Kind.NOTICE:
                 if tok.value == "strong":
                     strong += 1
                 else:
-                    weak += 1
+                    weak_in[clause.sentence] = weak_in.get(clause.sentence, 0) + 1
             elif tok.kind is Kind.PERSON and tok.value in ("self", "family") and tok.word not in _GENERIC_PEOPLE:
                 return False
-    if strong == 0 and weak < 2:
+    if strong == 0 and max(weak_in.values(), default=0) < 2:
         return False
     # A fever-level reading outweighs wording that merely sounds official.
     return strong > 0 or not has_fever_reading
@@ -55,8 +58,19 @@ def rumour_clauses(clauses: list[Clause]) -> set[int]:
                 if i and clauses[i - 1].sentence == clause.sentence:
                     out.add(i - 1)
             else:
-                out.update(j for j in range(i, len(clauses)) if clauses[j].sentence == clause.sentence)
+                # To the end of its sentence, or until the sender turns to their
+                # own ("…有人说是发烧拉走的，…，我家都好着呢").
+                for j in range(i, len(clauses)):
+                    later = clauses[j]
+                    if later.sentence != clause.sentence or (j > i and _opens_with_own(later)):
+                        break
+                    out.add(j)
     return out
+
+
+def _opens_with_own(clause: Clause) -> bool:
+    first = clause.tokens[0]
+    return first.kind is Kind.PERSON and first.value in ("self", "family") and first.word not in _GENERIC_PEOPLE
 
 
 def is_hypothetical(clause: Clause) -> bool:

@@ -47,10 +47,14 @@ class Kind:
     NOTHING = "nothing"  # segmentation only: keeps a compound whole
     FAILURE = "failure"  # value: "breath" (上不来, 困难) or "rise" (起不来): an emergency after its body word
     MEDIA = "media"  # 电视剧, 演习: what is told happens on a screen or in a drill
-    LONG_AGO = "long_ago"  # 去年, 以前: an event long over, not a life at risk now
+    LONG_AGO = "long_ago"
+    ACT = "act"  # (clause kinds only) a verb that may compose an emergency: 吃了 (一整瓶药), 倒 (突然…)
+    TALLY = "tally"  # 发热人员: fever as a category; denied or zero, a tally of nobody  # 去年, 以前: an event long over, not a life at risk now
 
 
 S = Kind.SYMPTOM
+# The value of an emergency word that is self-harm rather than a sign of the body.
+HARM = "harm"
 
 _SYMPTOMS: dict[str, tuple[str, ...]] = {
     "cough": ("咳嗽", "干咳", "咳痰", "有痰", "咳得", "咳个不停", "咳嗽声", "嗽", "咳嗽了", "老咳", "一直咳", "有点咳", "咳了", "还咳", "咳得厉害"),
@@ -95,7 +99,7 @@ _EMERGENCY_SIGNS = (
     "晕倒", "昏倒", "晕过去", "昏过去", "昏迷", "叫不醒", "喊不醒", "没反应", "没有反应", "没意识", "意识不清",
     "不省人事", "抽搐", "抽筋", "抽风", "抽过去", "惊厥", "翻白眼", "眼睛往上翻", "口吐白沫", "胸口疼", "胸口痛",
     "胸痛", "心口疼", "心口痛", "心绞痛", "倒地", "倒地不起", "不行了", "没气了", "没呼吸", "没了呼吸", "心跳停",
-    "大出血", "吐血", "想不开", "自杀", "轻生", "跳楼", "寻死", "割腕", "晕了", "晕在", "昏了", "摔倒起不来",
+    "大出血", "吐血", "晕了", "晕在", "昏了", "摔倒起不来",
     "嘴唇发紫", "嘴唇发青", "脸发紫", "脸色发紫", "不应", "没动静", "人事不省", "中风", "脑梗",
     "心梗", "心脏病犯了", "犯心脏病", "晕厥", "昏厥", "休克", "瘫倒", "不会动了", "叫不应", "人不行了",
     "叫他不应", "叫她不应", "叫也不应", "叫也不答应", "叫也不理", "不理人", "起不来了", "头出血", "头流血",
@@ -109,8 +113,12 @@ _EMERGENCY_SIGNS = (
     "不省人事", "倒下了", "栽倒", "一头栽", "抽了", "眼睛翻白", "翻白", "眼睛上翻", "两眼上翻", "两眼发直",
     "眼睛发直", "牙关紧闭", "手脚抽搐", "一抽一抽", "嘴歪", "口眼歪斜", "半边身子", "半身不遂", "说不利索", "说话不清楚",
     "口齿不清", "神志不清", "意识模糊", "一动不动", "人不动了", "嘴发紫", "脸发青", "嘴唇乌青",
-    # Self-harm said plainly.
-    "不想活了", "不想活", "活不下去", "活不下去了", "想死", "活着没意思", "寻短见", "了结自己",
+)
+# Self-harm, said plainly or done: a life at risk, but not a symptom of the body
+# (the message is an emergency, not a health check-in).
+_SELF_HARM = (
+    "想不开", "自杀", "轻生", "跳楼", "寻死", "割腕", "不想活了", "不想活", "活不下去", "活不下去了", "想死",
+    "活着没意思", "寻短见", "了结自己", "喝农药", "喝了农药", "上吊", "割脉",
 )
 _CRIES = (
     "救命", "救救", "快来人", "快叫120", "打120", "叫120", "拨120", "打了120", "叫救护车", "救护车", "急救",
@@ -128,7 +136,10 @@ _RESOLVED = (
     "退", "退了", "今天退了", "已经好了", "都好了", "没有再烧", "没再烧", "不再烧", "没再发烧", "没有再发烧",
     "没再发热", "没有再发热",
 )
-_NEGATIONS = ("没有人", "无人", "不", "没", "没有", "无", "未", "否", "否认", "排除", "均无", "都没有", "都没", "非", "并未", "并没有", "未见", "不再", "毫无", "没得", "木有", "莫得", "冇")
+# The person is well again, not only the fever gone: with nothing else said,
+# the message is a safe check-in ("早就好利索了", "现在已经全好了").
+_RECOVERED = ("好利索了", "好利索", "全好了", "已经全好了", "都好利索了", "痊愈", "痊愈了", "康复了", "彻底好了", "好彻底了", "已经好了", "都好了")
+_NEGATIONS = ("暂无", "暂未", "没有人", "无人", "不", "没", "没有", "无", "未", "否", "否认", "排除", "均无", "都没有", "都没", "非", "并未", "并没有", "未见", "不再", "毫无", "没得", "木有", "莫得", "冇")
 _SCOPE_ENDS = (
     "但", "但是", "就是", "只是", "可是", "还是", "还有", "有点", "有些", "有一点", "就", "却", "而是", "倒是",
     "不过", "反而", "可", "又", "开始", "还", "也有", "除了",
@@ -155,12 +166,14 @@ _RUMOUR = (
     "别信", "传说", "听人说", "有人讲", "听别人说", "瞎传", "是不是真的", "真假", "辟谣", "不信谣", "不传谣",
 )
 _NOTICE = (
-    "通知", "温馨提示", "友情提醒", "小知识", "各位居民", "各位邻居", "各位", "居民", "住户", "请大家",
+    "通知", "通报", "温馨提示", "友情提醒", "小知识", "各位居民", "各位邻居", "各位", "请大家",
     "请各位", "即日起", "公告", "紧急通知", "上级", "不必恐慌", "请抓紧", "请尽快", "请提前", "发放", "告知",
     "防控", "广大", "全体",
 )
 # Weaker signs of a notice: two of them, and no resident speaking, make one.
 _NOTICE_WEAK = (
+    # Residents are named in reports on them too ("住户均无发热"): alone, no notice.
+    "居民", "住户",
     "提醒", "大家", "统一", "不要聚集", "如有", "及时就医", "及时上报", "立即报告", "立即联系", "出现", "等症状",
     "及时说", "别瞒着", "停水", "停电", "注意", "请在", "每户", "消杀", "注意保暖", "及时", "立即", "务必",
     "不要", "勤洗手", "戴口罩", "少聚集", "每天", "每日", "需", "须", "请",
@@ -208,10 +221,10 @@ _ASK = (
     "帮帮忙", "帮个忙", "能不能来", "快来", "要一", "送点", "送一", "寄", "拿进来", "拿上来", "取一下", "续方",
     "续个方", "开点", "拿点", "买盒", "买瓶", "买包", "买袋", "买个", "代领", "代取", "处理一下", "来一趟",
     "送上来", "带下去", "拿下去", "充一下", "要两份", "需要买", "要买", "急需", "想买", "想要买", "给送点", "送袋", "送点", "来一份", "来两份", "想团购", "帮买", "帮带", "帮拿",
-    "代办", "帮取", "帮送",
+    "代办", "帮取", "帮送", "代交", "代缴", "帮交", "帮缴", "上门", "续",
 )
 # Cues that name the service themselves: fixing something, company, a ride.
-_ASK_OTHER = ("心理疏导", "心理咨询", "心理医生", "疏导", "心理辅导", "修", "修修", "来修", "修一下", "维修", "陪", "陪陪", "陪俺", "陪我", "来看看", "过来看看", "通一下", "疏通", "上门", "上门看看", "管管", "管一管", "来处理")
+_ASK_OTHER = ("心理疏导", "心理咨询", "心理医生", "疏导", "心理辅导", "修", "修修", "来修", "修一下", "维修", "陪", "陪陪", "陪俺", "陪我", "来看看", "过来看看", "通一下", "疏通", "上门看看", "管管", "管一管", "来处理")
 _CANCEL = ("不用", "不需要", "不要了", "已经买了", "买到了", "不用了", "取消")
 _COMPLAINT = (
     "没人收", "没收", "还没收", "没来收", "不来收", "堆满", "满了", "攒了", "堆了", "臭死了", "臭了", "好几天",
@@ -230,7 +243,7 @@ _ITEMS: dict[str, tuple[str, ...]] = {
         "一份菜", "菜包", "猫粮", "狗粮", "食用油", "豆腐", "葱", "姜", "蒜", "火腿肠", "饼干", "一提",
         "韭菜", "芹菜", "菠菜", "茄子", "辣椒", "洋葱", "大葱", "生姜", "大蒜", "冬瓜", "南瓜", "蘑菇", "牛肉", "羊肉",
         "排骨", "鸡肉", "虾", "水饺", "汤圆", "米面", "粮油", "抽纸", "卫生巾", "尿布", "奶瓶", "婴儿", "米粉", "调料",
-        "食品", "吃的", "蔬菜水果", "菜篮子", "挂面", "花生油", "豆油", "鸡蛋糕", "酸奶", "桶面", "纯净水", "水饺",
+        "食品", "吃的", "暖宝宝", "暖贴", "蔬菜水果", "菜篮子", "挂面", "花生油", "豆油", "鸡蛋糕", "酸奶", "桶面", "纯净水", "水饺",
     ),
     "medicine": (
         "药", "布洛芬", "美林", "退烧药", "感冒药", "胰岛素", "降压药", "蒙脱石散", "止咳糖浆", "糖浆",
@@ -250,6 +263,7 @@ _ITEMS: dict[str, tuple[str, ...]] = {
         "看病", "陪护", "照顾", "送饭", "开证明", "健康证明",
         "下水道", "跳闸", "停电", "没电", "断电", "断网", "没网", "网断了", "网络", "路由器", "通行证", "介绍信",
         "门禁", "门禁卡", "水表", "电表", "燃气表",
+        "水费", "电费", "燃气费", "煤气费", "物业费", "话费", "网费", "暖气费", "取暖费",
     ),
 }
 _MUNDANE = (
@@ -269,9 +283,10 @@ _COMPOUNDS = (
     "健康码", "医院", "送医院", "心里憋得慌", "心里闷得慌", "心里堵得慌", "心里堵", "睡不醒", "叫醒", "醒了", "憋屈", "额温", "额头", "热乎乎", "热心", "社区", "小区", "隔离户", "隔离", "居家隔离", "体温",
     # A report that has been passed on is still a report: not a notice.
     "已告知", "已经告知", "已上报", "已经上报", "已通知", "已经通知", "已报告", "已联系", "告知家属", "通知家属",
-    # Fever as a category, not as anyone's: "接触过发热人员".
-    "发热人员", "发烧人员", "发热患者", "发烧患者", "发热病例", "发烧病人",
 )
+# Fever as a category, not as anyone's ("接触过发热人员"); denied or counted
+# as none it is a tally of nobody ("暂无发热人员", "发热人员0人").
+_TALLIES = ("发热人员", "发烧人员", "发热患者", "发烧患者", "发热病例", "发烧病人", "发热病人", "发热户", "发烧户")
 
 
 # Body part … pain word, for the many symptoms typed in two halves
@@ -282,6 +297,7 @@ _BODY: dict[str, tuple[str, ...]] = {
     "muscle_ache": ("浑身", "全身", "身上", "肌肉", "骨头", "关节", "腰", "胳膊", "腿", "后背", "四肢"),
     "chest": ("胸口", "胸", "心口", "胸前", "胸部", "心脏", "心口窝", "前胸"),
     "lips": ("嘴", "嘴唇", "脸", "脸色", "指甲", "嘴巴", "手指头", "嘴唇子"),
+    "taste_smell": ("嗅觉", "味觉"),
 }
 _PAIN = ("疼", "痛", "酸", "酸疼", "酸痛", "疼痛", "胀痛", "干疼", "刺痛", "生疼")
 # Hot to the touch: a fever when a body part precedes it ("额头有点烫").
@@ -289,6 +305,8 @@ _HOT = ("烫", "烫烫的", "滚烫", "发烫", "烫人", "热乎乎的", "烧�
 # Tightness: breathing trouble when the chest is named ("胸口有点闷").
 _TIGHT = ("闷", "发闷", "发紧", "堵", "堵得慌", "压得慌", "憋", "闷闷的", "紧")
 # Blue lips or face: a sign of too little air ("嘴发紫", "脸都青了").
+# A sense that fails: a symptom when the sense is named ("嗅觉有点差", "味觉不灵了").
+_WEAK = ("差", "不灵", "不灵了", "失灵", "减退", "下降", "变差", "差了", "不太灵", "退化")
 _PURPLE = ("发紫", "紫", "紫了", "发青", "青了", "乌青", "发乌", "青紫")
 
 # Body functions and the words that say they fail, read together across a
@@ -311,6 +329,10 @@ _LONG_AGO = (
 _PAST = ("昨天", "前天", "昨晚", "昨儿", "夜里", "前两天", "前几天", "之前", "上周", "大前天", "昨天晚上", "前天晚上")
 _NOW = ("今天", "现在", "目前", "今早", "今儿", "刚量", "刚才", "刚刚", "这会儿", "今天早上", "今天上午", "今日")
 
+# Verbs that compose an emergency with their neighbours (see nlp.symptoms._compose_acts);
+# not dictionary words (jieba cuts them as it likes), marked by the clause builder.
+ACT_WORDS = frozenset(["吃", "吞", "喝", "吃了", "吞了", "喝了", "服", "服了", "吃下", "吞下", "倒", "倒了", "倒下", "倒下了", "栽"])
+
 Term = tuple[str, str]
 
 
@@ -326,6 +348,8 @@ def _build() -> dict[str, Term]:
     for code, words in _EMERGENCY_SYMPTOMS.items():
         put(words, Kind.EMERGENCY, code)
     put(_EMERGENCY_SIGNS, Kind.EMERGENCY)
+    put(_SELF_HARM, Kind.EMERGENCY, HARM)
+    put(_RECOVERED, Kind.RESOLVED, "well")
     put(_RESOLVED, Kind.RESOLVED)
     put(_SAFE, Kind.SAFE)
     put(_HYPERBOLE, Kind.HYPERBOLE)
@@ -355,6 +379,7 @@ def _build() -> dict[str, Term]:
     put(_HOT, Kind.PAIN, "hot")
     put(_TIGHT, Kind.PAIN, "tight")
     put(_PURPLE, Kind.PAIN, "purple")
+    put(_WEAK, Kind.PAIN, "weak")
     put(_THANKS, Kind.THANKS)
     put(_NEGATIONS, Kind.NEG)
     put(_SCOPE_ENDS, Kind.SCOPE_END)
@@ -371,6 +396,7 @@ def _build() -> dict[str, Term]:
     put(_PAST, Kind.PAST)
     put(_NOW, Kind.NOW)
     # Last: a compound that is also a listed word keeps its listed meaning.
+    put(_TALLIES, Kind.TALLY)
     put(_COMPOUNDS, Kind.NOTHING)
     return table
 

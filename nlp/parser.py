@@ -22,7 +22,7 @@ from nlp.intents import (
     rumour_clauses,
     suppressed_from,
 )
-from nlp.lexicon import MEDIA_WORDS, Kind
+from nlp.lexicon import HARM, MEDIA_WORDS, Kind
 from nlp.normalize import normalize
 from nlp.segment import cut, warm_up
 from nlp.subjects import Anchor, Subject, anchors_in, list_lines
@@ -115,6 +115,7 @@ class _Span:
     symptoms: set[str] = field(default_factory=set)
     fever_words: list[int] = field(default_factory=list)
     resolved_at: int = -1
+    recovered: bool = False  # well again, said so after the fever ended ("已经好了", "…今天体温正常")
     unwell: bool = False
     safe: bool = False
     subject: str | None = None
@@ -136,6 +137,11 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     fever_reading = bool(readings) and any(r.value >= fever_at for r in readings)
     flags = _message_flags(clauses)
     laugh = norm.laugh or flags.laugh
+    if flags.disposable:
+        _dispose(body, clauses)
+    if readings and "算" in body:
+        readings = _not_rule_questions(body, clauses, readings)
+        fever_reading = any(r.value >= fever_at for r in readings)
     notice = is_notice(clauses, fever_reading) if flags.notice else False
     rumour = rumour_clauses(clauses) if flags.rumour else set()
     proxy = flags.proxy
@@ -148,6 +154,7 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     span = _Span(text=body)
     emergency = False
     emergency_subject: str | None = None
+    emergency_anchored = False  # the person in an emergency is pinned down by an address or a name
     counted: list[Clause] = []
     subject_of: list[tuple[str | None, tuple[str | None, str | None]]] = []  # per counted clause: who, (address, name)
     label: tuple[str | None, str | None] = (None, None)
@@ -188,7 +195,11 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
         # Named exclusions that void a clause for everything (rules, rumours, suppositions).
         if notice and not definite:
             continue
-        if exclusions.hearsay(i, rumour) and not (definite and not _holds_rumour(clause)):
+        if (
+            exclusions.hearsay(i, rumour)
+            and not (definite and not _holds_rumour(clause))
+            and not (Kind.EMERGENCY in kinds and exclusions.threatened_harm(clause))
+        ):
             continue
         if (Kind.HYPOTHETICAL in kinds or Kind.NOTICE in kinds or sentence_supposes) and exclusions.hypothetical(
             clause, sentence_supposes
@@ -197,16 +208,19 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
         eligible.append(clause)
         if long_ago_here and exclusions.long_ago([t for t in sentence_tokens if t.start < clause.end]):
             continue
-        if screen or exclusions.animal(subject):
+        if Kind.ITEM in kinds and _runs_hot(clause):
+            subject = "thing"  # "这手机发热太严重了，玩一会就烫手"
+        if screen or exclusions.animal(subject) or subject == "thing":
             continue
         if (Kind.EMERGENCY in kinds or Kind.CRY in kinds) and emergency_in(clause, laugh, mundane, health):
             emergency = True
             # Only a sign in someone (not a bare cry, "救命！着火了") makes the
             # message a health report about them.
             if emergency_subject is None and any(
-                t.kind is Kind.EMERGENCY and not t.negated for t in clause.tokens
+                t.kind is Kind.EMERGENCY and not t.negated and t.value != HARM for t in clause.tokens
             ):
                 emergency_subject = subject or "self"
+                emergency_anchored = anchor is not None
         if subject == "indefinite" or (subject == "other" and anchor is None):
             # Somebody unnamed ("有人发烧"): news, not a report; with an address it may be one.
             doubt |= bool(here or anchor) and _proposes(clause, readings, fever_at)
@@ -240,8 +254,11 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     if fever:
         symptoms.add("fever")
 
-    own_emergency = emergency_subject in ("self", "family", "other") or (emergency_subject == "neighbour" and proxy)
-    if symptoms or span.unwell or span.resolved_at >= 0 or own_emergency:
+    own_emergency = emergency_subject in ("self", "family", "other") or (
+        emergency_subject == "neighbour" and (proxy or emergency_anchored)
+    )
+    recovered = span.recovered and not fever and not span.unwell and not own_emergency
+    if symptoms or span.unwell or (span.resolved_at >= 0 and not recovered) or own_emergency:
         checkin: str | None = "abnormal"
     elif span.safe or counted_readings:
         checkin = "safe"
@@ -281,6 +298,51 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     if whole and (checkin is not None or fever or emergency):
         fields["subjects"] = _subjects(fields, counted, subject_of, counted_readings, fever_at)
     return ParseResult(**fields)
+
+
+def _dispose(body: str, clauses: list[Clause]) -> None:
+    """Token-level named exclusions: a proposal they dispose of loses its kind."""
+    by_sentence: dict[int, list[Token]] = {}
+    for clause in clauses:
+        by_sentence.setdefault(clause.sentence, []).extend(clause.tokens)
+        for tok in clause.tokens:
+            if exclusions.seen_not_called(clause, tok) or (
+                tok.kind is Kind.EMERGENCY and exclusions.reached_later(tok, body)
+            ):
+                tok.kind = None
+    for tokens in by_sentence.values():
+        if exclusions.cooped_up(tokens):
+            for tok in tokens:
+                if (tok.kind in (Kind.SYMPTOM, Kind.EMERGENCY) and tok.value == "breathing") or (
+                    tok.kind is Kind.UNWELL and tok.word == "难受"
+                ):
+                    tok.kind = None
+
+
+def _not_rule_questions(body: str, clauses: list[Clause], readings: list[Reading]) -> list[Reading]:
+    """Drop the figures that a question asks about against the rule ("37度算吗")."""
+    out = []
+    for r in readings:
+        clause = next((c for c in clauses if c.start <= r.start < c.end), None)
+        if clause is None or not exclusions.rule_question(body, r.start, r.end, clause):
+            out.append(r)
+    return out
+
+
+# A thing that runs hot or works fine: "手机发热", "暖气片不发热了", "暖气挺好的".
+_THING_STATES = frozenset({Kind.FEVER, Kind.BURN, Kind.SAFE, Kind.RESOLVED})
+
+
+def _runs_hot(clause: Clause) -> bool:
+    toks = clause.tokens
+    for i, tok in enumerate(toks):
+        if tok.kind is Kind.ITEM and tok.value == "other":
+            for nxt in toks[i + 1 : i + 3]:
+                if nxt.kind in _THING_STATES:
+                    return True
+                if nxt.kind is not Kind.NEG:
+                    break
+    return False
 
 
 def _sentences(clauses: list[Clause]) -> dict[int, tuple[list[Token], bool, bool, bool]]:
@@ -407,6 +469,11 @@ class _Flags:
     correction: bool = False
     supposes: bool = False
     long_ago: bool = False
+    disposable: bool = False  # a word that a token-level exclusion looks at
+
+
+# Emergency words a token-level exclusion may dispose of (see _dispose).
+_DISPOSABLE = frozenset({"救护车", "敲门没人应", "敲门不应", "敲门没反应", "敲门也没人应", "敲门没人开", "没人应门", "叫门不应", "打电话也不接", "没动静"})
 
 
 _HEALTH_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY})
@@ -428,6 +495,8 @@ def _message_flags(clauses: list[Clause]) -> _Flags:
         flags.correction |= Kind.CORRECTION in kinds
         flags.supposes |= Kind.HYPOTHETICAL in kinds or Kind.IRREALIS in kinds or Kind.NOTICE in kinds
         flags.long_ago |= Kind.LONG_AGO in kinds
+        if not flags.disposable and (Kind.EMERGENCY in kinds or Kind.CRY in kinds or Kind.SYMPTOM in kinds or Kind.UNWELL in kinds):
+            flags.disposable = any(t.word in _DISPOSABLE or "憋" in t.word or "闷" in t.word for t in clause.tokens)
         if Kind.HYPERBOLE in kinds:
             flags.laugh |= has_laugh([clause])
         if Kind.PROXY in kinds or Kind.ASK in kinds:
@@ -449,21 +518,42 @@ def _clause_subject(clause: Clause, inherited: str | None, anchors: list[Anchor]
         if tok.kind is Kind.INDEFINITE:
             if any(a.start <= tok.start < a.end for a in names):
                 continue  # the 某 of 王某
-            # "3号楼有个老人": an address, but still nobody named.
-            return ("other" if names else "indefinite"), named
+            # "3号楼有个老人": an address, but still nobody named; a household's
+            # own address ("有一户发热：1单元202") or a demonstrative with an
+            # address ("11号楼…的那户") pins them down.
+            if names or any(_pins_down(a, tok) for a in anchors):
+                return "other", named
+            return "indefinite", named
         if tok.kind is Kind.PERSON:
             if tok.value == "pronoun":
                 continue
             if tok.value in ("self", "family"):
                 named = True
-            # "俺妈", "我家老伴": a family word after 俺/我 names whom it is about.
-            if subject is inherited or (subject == "self" and tok.value == "family"):
+            # "俺妈", "我家老伴": a family word after 俺/我 names whom it is about;
+            # "我家狗狗", "我家邻居": so does a pet or a neighbour after one's own.
+            if (
+                subject is inherited
+                or (subject == "self" and tok.value == "family")
+                or (subject in ("self", "family") and tok.value in ("pet", "neighbour") and subject is not inherited)
+            ):
                 subject = tok.value
     # A name makes whoever it is a definite other; an address alone may be the
     # sender's own ("3-2-501 36.5"), and leaves the subject as it was.
     if names and subject is inherited and subject in (None, "indefinite", "other"):
         subject = "other"
     return subject, named
+
+
+_DEMONSTRATIVES = frozenset({"那户", "那家", "那个", "这户", "这家"})
+_ROOM_RE = re.compile(r"\d{3,4}\s*(?:室|号)?$")
+
+
+def _pins_down(anchor: Anchor, tok: Token) -> bool:
+    """Whether an address pins an unnamed person down: one that gives a room
+    (a household), or any address before a demonstrative ("11号楼…那户")."""
+    if anchor.kind != "address":
+        return False
+    return bool(_ROOM_RE.search(anchor.text)) or (tok.word in _DEMONSTRATIVES and anchor.end <= tok.start)
 
 
 def _resolve_by_time(counted: list[Clause], readings: list[Reading], span: _Span, fever_at: float) -> None:
@@ -505,7 +595,7 @@ def _resolve_by_time(counted: list[Clause], readings: list[Reading], span: _Span
 _FINDING_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY, Kind.UNWELL})
 # The kinds _gather acts on (NEG for a form line "症状：无"); a clause with none
 # of them leaves the span as it was.
-_GATHER_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY, Kind.UNWELL, Kind.RESOLVED, Kind.SAFE, Kind.NEG})
+_GATHER_KINDS = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.EMERGENCY, Kind.UNWELL, Kind.RESOLVED, Kind.SAFE, Kind.NEG, Kind.TALLY})
 
 
 def _has_finding(clause: Clause) -> bool:
@@ -534,13 +624,17 @@ def _gather(clause: Clause, span: _Span, joking: bool) -> None:
         if kind is Kind.SYMPTOM:
             if joking:  # "追剧追到头疼😂"
                 continue
-            if tok.negated:
+            if tok.negated or exclusions.zero_count(span.text, tok):
                 span.safe = True
             else:
                 span.symptoms.add(tok.value)
         elif kind is Kind.EMERGENCY:
-            if not tok.negated and tok.value:
+            if not tok.negated and tok.value and tok.value != HARM:
                 span.symptoms.add(tok.value)
+        elif kind is Kind.TALLY:
+            # "暂无发热人员", "发热人员：0": nobody; otherwise a category, nobody's fever.
+            if tok.negated or exclusions.zero_count(span.text, tok):
+                span.safe = True
         elif kind is Kind.FEVER:
             if tok.negated or exclusions.zero_count(span.text, tok):
                 span.safe = True
@@ -551,6 +645,7 @@ def _gather(clause: Clause, span: _Span, joking: bool) -> None:
                 span.fever_words.append(tok.start)
             else:
                 span.resolved_at = max(span.resolved_at, tok.start)
+                span.recovered |= tok.value == "well"
         elif kind is Kind.UNWELL:
             if tok.negated:
                 span.safe = True
@@ -561,6 +656,7 @@ def _gather(clause: Clause, span: _Span, joking: bool) -> None:
                 span.unwell = True
             else:
                 span.safe = True
+                span.recovered |= span.resolved_at >= 0
     # "症状：无", "其他：无": a form line answered with a negation.
     if len(toks) >= 3 and toks[-1].kind is Kind.NEG and toks[-2].word in (":", "："):
         span.safe = True

@@ -53,7 +53,7 @@ def warm_up() -> jieba.Tokenizer:
             health = [w for w, (kind, _) in LEXICON.items() if kind in _SOUND_ALIKE_KINDS]
             variants = build_variants([*health, *_SOUND_ALIKE_EXTRA], tk.FREQ, keep=LEXICON)
             global _homophones
-            _homophones = Homophones(variants, tk.FREQ)
+            _homophones = Homophones(variants, tk.FREQ, LEXICON)
             _tokenizer = tk
     return _tokenizer
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nlp.lexicon import BREATH_WORDS, FALL_WORDS, LEXICON, Kind
+from nlp.lexicon import ACT_WORDS, BREATH_WORDS, FALL_WORDS, HARM, LEXICON, Kind
 
 _CLAUSE_BREAKS = frozenset("，,。！!？?；;\n\t ～~…|")
 _SENTENCE_BREAKS = frozenset("。！!？?\n")
@@ -25,9 +25,9 @@ _NEG_PASSABLE = frozenset(
 )
 # Particles that may close a clause after a final negation: "发烧倒是没有啊".
 _TRAILING_PARTICLES = frozenset(["了", "啊", "的", "呢", "哦", "呀", "吧", "哈", "嗯", ":", "：", "倒是", "也", "都", "是", "呐", ")", "）", "]", "】", "(", "（"])
-_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL, Kind.SAFE, Kind.RESOLVED})
+_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL, Kind.SAFE, Kind.RESOLVED, Kind.TALLY})
 # What a clause-final negation denies: "咳嗽：无" but not "无症状：无".
-_POST_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL})
+_POST_NEGATABLE = frozenset({Kind.SYMPTOM, Kind.FEVER, Kind.BURN, Kind.EMERGENCY, Kind.UNWELL, Kind.TALLY})
 
 # A bare 烧 is a fever only in a fever frame, and never while cooking.
 _BURN_NEXT = frozenset(["了", "到", "得", "着", "起来", "呢", "啊", "还", "一直", "的"])
@@ -119,6 +119,8 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
                 current.question = False
             continue
         if len(word) < 3 or not word.endswith(_KIN_SUFFIXES):
+            if word in ACT_WORDS:
+                current.kinds.add(Kind.ACT)
             tokens.append(Token(word, start, end, None, ""))
             continue
         kind, value = _lookup(word)
@@ -130,10 +132,21 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
     if current.tokens:
         current.end = n
         clauses.append(current)
+    body: Token | None = None  # a body part left without its feeling at the end of a clause
+    sentence = -1
     for clause in clauses:
         kinds = clause.kinds
+        if clause.sentence != sentence:
+            sentence, body = clause.sentence, None
+        if Kind.PAIN in kinds and body is not None:
+            # "胸口像压了块石头，疼得直冒汗": the feeling opens the next clause.
+            _join_carried_pain(clause, body)
         if Kind.PAIN in kinds and Kind.BODY in kinds:
-            _join_body_pain(clause)
+            body = _join_body_pain(clause)
+        else:
+            body = next((t for t in reversed(clause.tokens) if t.kind is Kind.BODY), None) if Kind.BODY in kinds else None
+        if Kind.NEG in kinds or Kind.ACT in kinds:
+            _compose_acts(clause)
         if Kind.BURN in kinds or Kind.FEVER in kinds:
             _resolve_burn(clause)
         if Kind.FAILURE in kinds:
@@ -145,23 +158,74 @@ def build_clauses(text: str, words: list[str]) -> list[Clause]:
     return clauses
 
 
-_BODY_PAIN_GAP = frozenset(["憋得", "憋", "得", "一阵一阵", "一阵阵", "突然", "剧烈", "直", "老是", "都", "有点", "有些", "很", "特别", "一直", "还", "也", "都", "挺", "好", "老", "总", "是", "还是", "又", "开始", "有一点", "非常", "比较", "不", "没", "太", "真"])
+_BODY_PAIN_GAP = frozenset(["发", "憋得", "憋", "得", "一阵一阵", "一阵阵", "突然", "剧烈", "直", "老是", "都", "有点", "有些", "很", "特别", "一直", "还", "也", "都", "挺", "好", "老", "总", "是", "还是", "又", "开始", "有一点", "非常", "比较", "不", "没", "太", "真"])
 
 
-def _join_body_pain(clause: Clause) -> None:
-    """"嗓子有点疼": a pain word after a body part is that part's symptom."""
+def _join_body_pain(clause: Clause) -> Token | None:
+    """"嗓子有点疼": a pain word after a body part is that part's symptom.
+    Returns the last body part still waiting for its feeling, if any."""
     body: Token | None = None
+    waiting: Token | None = None
     for tok in clause.tokens:
         if tok.kind is Kind.BODY:
-            body = tok
+            body = waiting = tok
         elif tok.kind is Kind.PAIN and body is not None:
             kind, value = _body_effect(body.value, tok.value)
             if kind is not None:
                 tok.kind, tok.value = kind, value
                 clause.kinds.add(kind)
-                body = None
+                body = waiting = None
         elif tok.word not in _BODY_PAIN_GAP:
             body = None
+    return waiting
+
+
+def _join_carried_pain(clause: Clause, body: Token) -> None:
+    """A clause that opens with a pain word takes the body part that closed the
+    clause before it ("胸口像压了块石头，疼得直冒汗")."""
+    for tok in clause.tokens:
+        if tok.kind is Kind.PAIN:
+            if tok.value == "":  # only pain itself carries; "闷", "烫" need their part beside them
+                kind, value = _body_effect(body.value, tok.value)
+                if kind is not None:
+                    tok.kind, tok.value = kind, value
+                    clause.kinds.add(kind)
+            return
+        if tok.word not in _BODY_PAIN_GAP:
+            return
+
+
+# Calling someone who does not answer ("怎么叫都不答应", "喊了半天没反应"):
+# a call word, then within a few tokens a negation and a word of answering.
+_CALLS = frozenset(["叫", "喊", "推", "摇", "拍", "叫了", "喊了", "叫他", "叫她", "喊他", "喊她", "怎么叫", "怎么喊"])
+_ANSWERS = frozenset(["答应", "醒", "应", "理", "反应", "吭声", "回应", "应声", "动"])
+# A sudden fall ("突然就倒了", "一下子栽倒了").
+_SUDDEN = frozenset(["突然", "一下子", "猛地", "扑通", "忽然"])
+_FALLS = frozenset(["倒", "倒了", "倒下", "倒下了", "栽", "摔倒", "跌倒"])
+# Swallowing a whole supply ("吃了一整瓶安眠药", "吞了一把药"): self-harm.
+_INGEST = frozenset(["吃", "吞", "喝", "吃了", "吞了", "喝了", "服", "服了", "吃下", "吞下"])
+_WHOLE = ("一整瓶", "整瓶", "一瓶", "一大把", "一把", "大把", "好多", "很多", "一板", "整板", "一盒", "整盒", "半瓶", "一大瓶")
+
+
+def _compose_acts(clause: Clause) -> None:
+    """Emergencies said as what happened rather than by a sign's name: a call
+    not answered, a sudden fall, a whole supply of pills swallowed."""
+    toks = clause.tokens
+    for i, tok in enumerate(toks):
+        word = tok.word
+        if tok.kind is Kind.NEG and word in ("不", "没", "没有") and i + 1 < len(toks) and toks[i + 1].word in _ANSWERS:
+            if any(t.word in _CALLS or t.word[:1] in "叫喊" for t in toks[max(0, i - 3) : i]):
+                tok.kind, tok.value = Kind.EMERGENCY, ""
+                clause.kinds.add(Kind.EMERGENCY)
+        elif word in _FALLS and tok.kind is None:
+            if any(t.word in _SUDDEN for t in toks[max(0, i - 3) : i]):
+                tok.kind, tok.value = Kind.EMERGENCY, ""
+                clause.kinds.add(Kind.EMERGENCY)
+        elif word in _INGEST:
+            rest = toks[i + 1 : i + 5]
+            if any(t.word.startswith(_WHOLE) for t in rest) and any("药" in t.word for t in rest):
+                tok.kind, tok.value = Kind.EMERGENCY, HARM
+                clause.kinds.add(Kind.EMERGENCY)
 
 
 # How many tokens may stand between a body function and its failure word:
@@ -208,7 +272,16 @@ def _body_effect(part: str, feel: str) -> tuple[str | None, str]:
         return (Kind.EMERGENCY, "") if feel == "" else (None, "")
     if part == "lips":  # "嘴发紫", "脸都青了"
         return (Kind.EMERGENCY, "") if feel == "purple" else (None, "")
+    if part == "taste_smell" or feel == "weak":  # "嗅觉有点差"; a weak arm is no symptom
+        return (Kind.SYMPTOM, "taste_smell") if part == "taste_smell" and feel == "weak" else (None, "")
     return (Kind.SYMPTOM, part) if feel == "" else (None, "")
+
+
+# A fever word right before one of these names a product or a category, not a
+# body: "发热贴", "发热鞋垫", "发热内衣".
+_PRODUCTS = frozenset(["贴", "贴片", "垫", "鞋垫", "片", "内衣", "衣", "服", "背心", "护膝", "手套", "袜", "器", "毯", "膜", "材料", "功能", "宝"])
+# What a dish or a pot ends with: "烧了红烧肉", "烧了壶开水".
+_DISH_ENDS = frozenset("肉饭菜汤水鱼鸡蛋面粥排骨")
 
 
 def _resolve_burn(clause: Clause) -> None:
@@ -216,6 +289,15 @@ def _resolve_burn(clause: Clause) -> None:
     words = [t.word for t in clause.tokens]
     cooking = any(w in _COOKING for w in words)
     for i, tok in enumerate(clause.tokens):
+        if tok.kind in (Kind.FEVER, Kind.BURN):
+            nxt = words[i + 1] if i + 1 < len(words) else ""
+            if nxt in _PRODUCTS:
+                tok.kind = None
+                continue
+            # The thing cooked, right after the verb ("烧了红烧肉", "烧了一锅饭").
+            if any(w[-1:] in _DISH_ENDS and w not in ("热水",) for w in words[i + 1 : i + 3]):
+                tok.kind = None
+                continue
         if tok.kind is Kind.BURN:
             nxt = words[i + 1] if i + 1 < len(words) else ""
             prev = words[i - 1] if i else ""

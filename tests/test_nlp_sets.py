@@ -124,3 +124,51 @@ def test_holdout_set_is_big_new_and_consistent() -> None:
     for row in holdout:
         assert set(row) >= {"text", *FIELDS}
         assert ("fever" in row["symptoms"]) == row["fever"]
+
+
+# The fresh set was written blind from CONTRACT.md (407 messages; first run:
+# fever recall 0.992, emergency recall 0.941, all fields right 0.907).  Its copy
+# here differs from the writer's file only in these labels, where the writer's
+# label contradicts the contract's "null: … news or rumours about other people"
+# for a stranger or a neighbour the sender does not report for (the repo's
+# dev set labels the same kind of message null: "楼道里有个人倒在地上了，快叫120",
+# "隔壁大爷好像不行了，敲门也不应").
+FRESH_CORRECTIONS = {
+    "隔壁大爷倒在门口没反应了，谁懂急救？我已经打120了": ("checkin", "abnormal", None),
+    "3号楼有个老太太在电梯里晕倒了，现在醒了但说胸口疼": ("checkin", "abnormal", None),
+    "网格员快来！我们楼道里有个人躺着一动不动，叫不醒": ("checkin", "abnormal", None),
+}
+
+FRESH_BARS = {
+    "fever_recall": 1.0,
+    "emergency_recall": 1.0,
+    "fever_precision": 0.98,
+    "checkin_accuracy": 0.98,
+    "request_accuracy": 0.98,
+    "temperature_accuracy": 0.98,
+    "all_fields_right": 0.97,
+}
+
+
+def test_fresh_set_meets_its_bars() -> None:
+    metrics, wrong = score(_load("nlp_fresh_a.jsonl"))
+    failed = {k: round(v, 3) for k, v in metrics.items() if v < FRESH_BARS[k]}
+    assert not failed, f"{failed}\n" + "\n".join(wrong[:30])
+
+
+def test_fresh_set_is_consistent_and_its_corrections_are_listed() -> None:
+    rows = _load("nlp_fresh_a.jsonl")
+    assert len(rows) >= 400
+    by_text = {r["text"]: r for r in rows}
+    for text, (field, was, now) in FRESH_CORRECTIONS.items():
+        assert by_text[text][field] == now != was
+    for row in rows:
+        assert set(row) >= {"text", *FIELDS}
+        assert ("fever" in row["symptoms"]) == row["fever"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("nlp_*.jsonl")))
+def test_no_fever_or_emergency_missed(name: str) -> None:
+    metrics, wrong = score(_load(name))
+    missed = [w for w in wrong if "fever want True" in w or "emergency want True" in w]
+    assert metrics["fever_recall"] == 1.0 and metrics["emergency_recall"] == 1.0, "\n".join(missed)
