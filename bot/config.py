@@ -5,6 +5,7 @@ The environment wins over the file so that an operator can override one value wi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -68,6 +69,20 @@ class Settings:
     bridge_bot_id: str | None = None
     # Inbox worker tasks in this process.
     workers: int = 2
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or networks,
+    # comma-separated ("127.0.0.1, 10.0.0.0/8"). Unset: the TCP peer is the client, and the headers
+    # are ignored.
+    trusted_proxies: str | None = None
+    # Days after a quarantine is released before the person's health details are purged, and the
+    # age at which inbound message texts are blanked (handlers/retention.py).
+    retention_days: int = 28
+
+    def __post_init__(self) -> None:
+        # wechatpy users write the API base with its /cgi-bin/; the client adds that itself.
+        base = (self.wecom_api_base or "").strip().rstrip("/")
+        if base.endswith("/cgi-bin"):
+            base = base[: -len("/cgi-bin")]
+        object.__setattr__(self, "wecom_api_base", base)
 
     # -- derived values, parsed once so a bad value fails at start-up, not at 08:00 --
     @property
@@ -112,6 +127,11 @@ class Settings:
         return parse_duration(self.grace)
 
     @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(p.strip(), strict=False)
+                for p in (self.trusted_proxies or "").split(",") if p.strip()]
+
+    @property
     def wecom_enabled(self) -> bool:
         return bool(self.wecom_corp_id and self.wecom_secret and self.wecom_token and self.wecom_aes_key)
 
@@ -124,18 +144,39 @@ class Settings:
         return bool(self.bridge_secret)
 
     def validate(self) -> Settings:
-        try:
-            self.tz  # noqa: B018 - raises on an unknown zone
-            for t in (self.daily_prompt_at, self.progress_at, self.ledger_at):
-                parse_clock(t)
-            self.reminder_times  # noqa: B018
-            self.escalate_steps  # noqa: B018
-            self.followup_delta  # noqa: B018
-            self.missed_delta  # noqa: B018
-            self.grace_delta  # noqa: B018
-        except Exception as exc:  # noqa: BLE001 - re-raised with context
-            raise ConfigError(f"bad configuration: {exc}") from exc
+        """Parses every derived value once; a bad one raises ConfigError naming its setting."""
+        checks: list[tuple[str, object]] = [
+            ("timezone", lambda: self.tz),
+            ("daily_prompt_at", lambda: parse_clock(self.daily_prompt_at)),
+            ("progress_at", lambda: parse_clock(self.progress_at)),
+            ("ledger_at", lambda: parse_clock(self.ledger_at)),
+            ("quarantine_reminders", lambda: self.reminder_times),
+            ("escalate_after", lambda: self.escalate_steps),
+            ("followup_after", lambda: self.followup_delta),
+            ("missed_after", lambda: self.missed_delta),
+            ("grace", lambda: self.grace_delta),
+            ("trusted_proxies", lambda: self.trusted_networks),
+        ]
+        for name, check in checks:
+            try:
+                check()  # type: ignore[operator]
+            except Exception as exc:  # noqa: BLE001 - re-raised naming the setting
+                value = getattr(self, name)
+                raise ConfigError(f"GRIDBOT_{name.upper()}={value!r} is not valid: {_reason(exc)}") from exc
+        for name, lo, hi in (("port", 1, 65535), ("quarantine_days", 1, 365), ("workers", 1, 256),
+                             ("bridge_rate", 1, 10_000), ("retention_days", 1, 36_500)):
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise ConfigError(f"GRIDBOT_{name.upper()}={value!r} is not valid: not between {lo} and {hi}")
+        if not 30.0 <= self.fever_at <= 45.0:
+            raise ConfigError(f"GRIDBOT_FEVER_AT={self.fever_at!r} is not valid: a temperature in ℃, e.g. 37.3")
         return self
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):  # ZoneInfoNotFoundError
+        return "unknown time zone (use e.g. Asia/Shanghai)"
+    return str(exc) or type(exc).__name__
 
 
 def load_settings(env: dict[str, str] | None = None, toml_path: str | Path | None = None) -> Settings:
@@ -165,6 +206,7 @@ def load_settings(env: dict[str, str] | None = None, toml_path: str | Path | Non
             elif value is not None:
                 value = str(value)
         except ValueError as exc:
-            raise ConfigError(f"GRIDBOT_{name.upper()}: {exc}") from exc
+            kind = "a whole number" if isinstance(default, int) else "a number"
+            raise ConfigError(f"GRIDBOT_{name.upper()}={value!r} is not valid: expected {kind}") from exc
         kwargs[name] = value
     return Settings(**kwargs).validate()

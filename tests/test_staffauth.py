@@ -1,4 +1,5 @@
-"""Staff passwords: scrypt hashes that verify, resist tampering, and are stored with an audit row."""
+"""Staff passwords: argon2id hashes (old scrypt ones still verify) that resist tampering, stored with an
+audit row."""
 
 from __future__ import annotations
 
@@ -9,20 +10,36 @@ from sqlalchemy import select
 from bot.cli import read_password
 from bot.config import Settings
 from storage.models import AuditEvent, Staff
-from storage.staffauth import hash_password, set_password, verify_password
+from storage.staffauth import hash_password, needs_rehash, set_password, verify_password
 
 
 def test_hash_verifies_and_is_salted():
     h = hash_password("门口值班2026")
-    assert h.startswith("scrypt$n=16384,r=8,p=1$")
+    assert h.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert not needs_rehash(h)
     assert verify_password(h, "门口值班2026")
     assert not verify_password(h, "门口值班2025")
     assert not verify_password(h, "")
     assert hash_password("门口值班2026") != h  # a new salt every time
 
 
+def test_an_old_scrypt_hash_verifies_and_needs_a_rehash():
+    from tests.test_logins import old_scrypt_hash
+
+    old = old_scrypt_hash("门口值班2026")
+    assert verify_password(old, "门口值班2026") and not verify_password(old, "门口值班2025")
+    assert needs_rehash(old)
+
+
 def test_malformed_or_tampered_hashes_never_match():
     good = hash_password("secret-pass")
+    parts = good.split("$")
+    for bad in (good[:-4] + "AAAA", good.replace("m=19456", "m=abc"), "$argon2id$garbage", "$argon2"):
+        assert not verify_password(bad, "secret-pass"), bad
+    from tests.test_logins import old_scrypt_hash
+
+    good = old_scrypt_hash("secret-pass")
+    assert parts[1] == "argon2id"
     scheme, params, salt, digest = good.split("$")
     for bad in (None, "", "plain", "md5$x$y$z", f"{scheme}$n=abc$salt$digest",
                 f"{scheme}$n=16384,r=8,p=1${salt}$not-base64!!", f"{scheme}$n=1073741824,r=8,p=1${salt}${digest}",

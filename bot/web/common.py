@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -52,8 +53,49 @@ def label_of(number: str, unit: str, room: str) -> str:
     return f"{number}-{unit}-{room}" if unit else f"{number}-{room}"
 
 
-def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip().strip('"')
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:4711"
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:  # "203.0.113.7:4711"
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _trusted(addr: Any, trusted: Sequence[Any]) -> bool:
+    return addr is not None and any(addr.version == net.version and addr in net for net in trusted)
+
+
+def client_ip(request: web.Request, trusted: Sequence[Any] = ()) -> str:
+    """The client's address: the TCP peer, or, when the peer is one of the `trusted` proxies
+    (GRIDBOT_TRUSTED_PROXIES), the right-most address of X-Forwarded-For that is not itself a
+    trusted proxy (each proxy appends the address it got the request from, so the entries left of
+    it are whatever the client chose to send). From any other peer the header is ignored."""
+    peer = request.remote or "unknown"
+    if not trusted or not _trusted(_ip(peer), trusted):
+        return peer
+    hops = [h for line in request.headers.getall("X-Forwarded-For", []) for h in line.split(",") if h.strip()]
+    for hop in reversed(hops):
+        addr = _ip(hop)
+        if addr is None:
+            return peer  # a garbled chain: fall back to what we know
+        if not _trusted(addr, trusted):
+            return str(addr)
+    return str(_ip(hops[0])) if hops else peer
+
+
+def is_https(request: web.Request, trusted: Sequence[Any] = ()) -> bool:
+    """Whether the client reached us over TLS: our own TLS, or a trusted proxy's
+    `X-Forwarded-Proto: https` (its first value: the proxy nearest the client)."""
+    if request.secure:
+        return True
+    if not trusted or not _trusted(_ip(request.remote or ""), trusted):
+        return False
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return proto == "https"
 
 
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
