@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select, text
 
+from bot import httperrors
 from bot.channels.base import Delivery, text_response
 from bot.channels.console import ConsoleChannel
 from bot.clock import Clock
@@ -108,7 +109,8 @@ def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
     """The web application. With `background` its startup runs the inbox workers, the outbox sender
     and the scheduler; tests pass background=False and drive `pipeline.process_due()` and
     `sender.run_once()` themselves."""
-    app = web.Application(client_max_size=64 * 1024)
+    # httperrors.middleware: bad input is a 400 with a reason on every route, never a 500.
+    app = web.Application(client_max_size=64 * 1024, middlewares=[httperrors.middleware])
     app[RUNTIME_KEY] = runtime
     for ch in runtime.channels.values():
         ch.setup_routes(app)

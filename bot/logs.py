@@ -1,17 +1,37 @@
-"""Logging that never shows a phone number or a health detail in clear.
+"""Logging that never shows a phone number or a health detail in clear, and never floods.
 
 Handlers log ids and codes (household 12, E23), not the resident's words. As a second line of
-defence, a filter masks anything shaped like a mainland mobile number or a body temperature.
+defence, a filter masks anything shaped like a mainland mobile number or a body temperature, in
+the message and in a traceback (whose exception lines also lose their quoted values: a
+`ValueError: invalid literal ... '<the resident's words>'`).
+
+Repeated warnings and errors of one kind (same logger, level and message template, same exception
+type) are written once a minute, with the count of those held back: a failure that repeats a
+thousand times a second ("Too many open files") costs a line a minute, not the disk.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import time
+from collections.abc import Callable
 
 from storage.privacy import redact
 
-__all__ = ["RedactingFilter", "redact", "setup_logging"]
+__all__ = ["RateLimitFilter", "RedactingFilter", "redact", "setup_logging"]
+
+_QUOTED = re.compile(r"""(['"])(?:(?!\1).){12,}?\1""")
+
+
+def _redact_traceback(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if line and not line[0].isspace() and not line.startswith("Traceback"):
+            line = _QUOTED.sub(r"\1…\1", line)  # "ValueError: ... 'what was sent'"
+        lines.append(line)
+    return redact("\n".join(lines))
 
 
 class RedactingFilter(logging.Filter):
@@ -20,6 +40,43 @@ class RedactingFilter(logging.Filter):
         clean = redact(msg)
         if clean != msg:
             record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = _redact_traceback(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class RateLimitFilter(logging.Filter):
+    """At most one record a `period_s` per kind of warning or error; the next one written says how
+    many were held back."""
+
+    def __init__(self, period_s: float = 60.0, time_fn: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.period_s = period_s
+        self._now = time_fn
+        self._kinds: dict[tuple, list] = {}  # kind -> [written at, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        kind = (record.name, record.levelno, str(record.msg).split("\n", 1)[0][:200],
+                type(exc).__name__ if exc is not None else None,
+                getattr(exc, "errno", None))
+        now = self._now()
+        seen = self._kinds.get(kind)
+        if seen is not None and now - seen[0] < self.period_s:
+            seen[1] += 1
+            return False
+        held = seen[1] if seen is not None else 0
+        self._kinds[kind] = [now, 0]
+        if len(self._kinds) > 10_000:  # kinds that stopped: forget the oldest
+            for k in sorted(self._kinds, key=lambda k: self._kinds[k][0])[:5_000]:
+                del self._kinds[k]
+        if held:
+            record.msg = f"{record.getMessage()} [{held} more like this in the last {self.period_s:.0f} s]"
+            record.args = None
         return True
 
 
@@ -29,6 +86,7 @@ def setup_logging(level: str | None = None) -> None:
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RateLimitFilter())
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level or os.environ.get("GRIDBOT_LOG_LEVEL", "INFO"))

@@ -28,6 +28,8 @@ from aiohttp import web
 
 from bot.channels.base import BadRequest, Delivery, SendError, check_fresh, read_body, refuse, text_response
 from bot.channels.wecom.crypto import check_wecom_signature, verify_wecom_url, wecom_decrypt
+from bot.httperrors import unix_time
+from bot.inbox import Unstorable
 from bot.model import Inbound
 
 if TYPE_CHECKING:
@@ -98,6 +100,8 @@ class AIBotChannel:
         if inbound is not None:
             try:
                 await self.rt.pipeline.accept(inbound)
+            except Unstorable:
+                return refuse(self.rt, self.name, BadRequest(400, "message cannot be stored"))
             except Exception as exc:  # noqa: BLE001 - not stored: WeCom must retry
                 log.warning("aibot callback %s not stored (%s): answering 503", inbound.msg_id, type(exc).__name__)
                 return text_response(503, "try again")
@@ -111,19 +115,24 @@ class AIBotChannel:
             raise BadRequest(400, "malformed JSON inside") from None
         if not isinstance(data, dict):
             raise BadRequest(400, "expected a JSON object")
-        sender = (data.get("from") or {}).get("userid") if isinstance(data.get("from"), dict) else None
+        sender = _obj(data, "from").get("userid")
         if not sender:
             return None  # the bot itself, or another bot: never answered (no reply loops)
         msgid = data.get("msgid")
-        if not msgid:
-            raise BadRequest(400, "no msgid")
+        if not msgid or not isinstance(msgid, str | int) or not isinstance(sender, str | int):
+            raise BadRequest(400, "no msgid" if not msgid else "msgid and from.userid must be strings")
         mtype = str(data.get("msgtype") or "unknown").lower()
         text = ""
         if mtype == "text":
-            text = strip_mentions(str((data.get("text") or {}).get("content") or ""))
+            if not isinstance(data.get("text", {}), dict):
+                raise BadRequest(400, "text must be an object")
+            content = _obj(data, "text").get("content")
+            if content is not None and not isinstance(content, str):
+                raise BadRequest(400, "text.content must be a string")
+            text = strip_mentions(content or "")
             kind = "text"
         elif mtype == "event":
-            kind = f"event:{str((data.get('event') or {}).get('eventtype') or '').lower()}"[:32]
+            kind = f"event:{str(_obj(data, 'event').get('eventtype') or '').lower()}"[:32]
         else:
             kind = mtype[:32]
         group = data.get("chattype") == "group"
@@ -133,10 +142,8 @@ class AIBotChannel:
                        reply_to=str(data["response_url"]) if data.get("response_url") else None)
 
     def _sent_at(self, data: dict[str, Any]) -> datetime:
-        ct = data.get("create_time")
-        if isinstance(ct, int | float) and ct > 0:
-            return datetime.fromtimestamp(ct, self.rt.settings.tz)
-        return self.rt.clock.now()
+        # Missing, malformed or absurd (year 5 million): our own clock.
+        return unix_time(data.get("create_time"), self.rt.settings.tz) or self.rt.clock.now()
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -198,3 +205,9 @@ class AIBotChannel:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _obj(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """`data[key]` when it is an object, else {} (a list or a string where WeCom puts an object)."""
+    v = data.get(key)
+    return v if isinstance(v, dict) else {}

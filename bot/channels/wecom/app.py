@@ -11,7 +11,6 @@ Sends go through `bot.channels.wecom.client.WeComAPI`, paced under WeCom's publi
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import xmltodict
@@ -20,6 +19,8 @@ from aiohttp import web
 from bot.channels.base import BadRequest, Delivery, SendError, check_fresh, read_body, refuse, text_response
 from bot.channels.wecom.client import WeComAPI
 from bot.channels.wecom.crypto import check_wecom_signature, verify_wecom_url, wecom_decrypt
+from bot.httperrors import unix_time
+from bot.inbox import Unstorable
 from bot.model import Inbound
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ class WeComChannel:
             return text_response(200, "success")
         try:
             await self.rt.pipeline.accept(inbound)
+        except Unstorable:
+            return refuse(self.rt, self.name, BadRequest(400, "message cannot be stored"))
         except Exception as exc:  # noqa: BLE001 - not stored: WeCom must retry
             log.warning("wecom callback %s not stored (%s): answering 503", inbound.msg_id, type(exc).__name__)
             return text_response(503, "try again")
@@ -115,7 +118,7 @@ class WeComChannel:
             created = int(raw.get("CreateTime") or 0)
         except ValueError:
             created = 0
-        sent_at = (datetime.fromtimestamp(created, self.rt.settings.tz) if created > 0 else self.rt.clock.now())
+        sent_at = unix_time(created, self.rt.settings.tz) or self.rt.clock.now()  # absurd: our clock
         mtype = str(raw.get("MsgType") or "unknown").lower()
         if mtype == "event":
             kind = f"event:{str(raw.get('Event') or '').lower()}"[:32]
