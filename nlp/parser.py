@@ -260,7 +260,7 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
     recovered = span.recovered and not fever and not span.unwell and not own_emergency
     if symptoms or span.unwell or (span.resolved_at >= 0 and not recovered) or own_emergency:
         checkin: str | None = "abnormal"
-    elif span.safe or counted_readings:
+    elif span.safe or counted_readings or recovered:
         checkin = "safe"
     else:
         checkin = None

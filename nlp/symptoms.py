@@ -214,11 +214,13 @@ def _compose_acts(clause: Clause) -> None:
     for i, tok in enumerate(toks):
         word = tok.word
         if tok.kind is Kind.NEG and word in ("不", "没", "没有") and i + 1 < len(toks) and toks[i + 1].word in _ANSWERS:
-            if any(t.word in _CALLS or t.word[:1] in "叫喊" for t in toks[max(0, i - 3) : i]):
+            if any(t.word in _CALLS or t.word[:1] in "叫喊" for t in toks[max(0, i - 4) : i]):
                 tok.kind, tok.value = Kind.EMERGENCY, ""
                 clause.kinds.add(Kind.EMERGENCY)
         elif word in _FALLS and tok.kind is None:
-            if any(t.word in _SUDDEN for t in toks[max(0, i - 3) : i]):
+            # A person falls ("我爸突然就倒了"); a cup or a tree does not count.
+            before = toks[max(0, i - 3) : i]
+            if any(t.word in _SUDDEN for t in before) and any(t.kind is Kind.PERSON for t in toks[:i]):
                 tok.kind, tok.value = Kind.EMERGENCY, ""
                 clause.kinds.add(Kind.EMERGENCY)
         elif word in _INGEST:
