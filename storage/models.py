@@ -195,6 +195,8 @@ class Staff(Base):
     # The channels to try after `channel` when an alert cannot be delivered there, in order (the
     # roster's 渠道 "wecom、bridge"): [{"channel": "bridge", "id": "wxid_..."}].
     alt_channels: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list, server_default="[]")
+    # `gridbot staff disable`: no scope, no password, no alerts; kept for the records that name them.
+    disabled_at: Mapped[datetime | None]
     scopes: Mapped[list[StaffScope]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     @property
