@@ -35,14 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("import", help="load a roster (.xlsx, or a folder of .csv files)")
     what = s.add_mutually_exclusive_group(required=True)
-    what.add_argument("path", nargs="?")
+    what.add_argument("path", nargs="?", metavar="PATH",
+                      help="the roster: an .xlsx with sheets 楼栋, 工作人员, 居民, or a folder of 楼栋.csv etc.")
     what.add_argument("--example", action="store_true",
                       help="the example community shipped with gridbot (see `gridbot demo --roster-path`)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
     s = sub.add_parser("serve", help="run the web server and the scheduler")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    s.add_argument("--host", help="address to listen on (default GRIDBOT_HOST, else 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port to listen on (default GRIDBOT_PORT, else 8080)")
 
     s = sub.add_parser("demo", help="play one simulated day of the example community")
     s.add_argument("--roster-path", action="store_true",
@@ -53,29 +54,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--group", help="write in this group chat id instead of privately")
 
     s = sub.add_parser("parse", help="print the parsed record of a message")
-    s.add_argument("text", nargs="?")
+    s.add_argument("text", nargs="?", metavar="TEXT", help="the message, e.g. '3-2-501 36.5 正常'")
     s.add_argument("--jsonl", action="store_true", help='read {"text": ...} lines from stdin')
 
     s = sub.add_parser("ledger", help="the day's ledger (台账)")
-    s.add_argument("--grid")
+    s.add_argument("--grid", metavar="GRID", help="only this grid (网格 name as in the roster); default all")
     s.add_argument("--date", help="the day, or the last day of a range (default today)")
     s.add_argument("--from", dest="first", metavar="DATE", help="the first day of a range, for --xlsx")
     s.add_argument("--xlsx", metavar="FILE", help="write the 台账 workbook")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the ledger as JSON instead of a table")
 
-    s = sub.add_parser("jobs", help="scheduled jobs")
+    from scheduler.names import JOB_NAMES
+
+    s = sub.add_parser("jobs", help="the scheduled jobs: when they run next; run one now")
     jsub = s.add_subparsers(dest="jobs_command", required=True, metavar="list|run")
-    j = jsub.add_parser("list")
-    j.add_argument("--json", action="store_true")
-    j = jsub.add_parser("run")
-    j.add_argument("name")
+    j = jsub.add_parser("list", help="each job and its next run time")
+    j.add_argument("--json", action="store_true", help="as JSON: [{name, next_run}]")
+    j = jsub.add_parser("run", help="run one job now (its messages go out through a running server)")
+    j.add_argument("name", nargs="?", metavar="NAME",
+                   help=f"the job: {', '.join(JOB_NAMES)}; without it, the jobs are listed")
 
     s = sub.add_parser("passwd", help="set a staff member's dashboard password")
     s.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's 微信ID")
 
     s = sub.add_parser("bench", help="repeatable benchmarks (from a source checkout); no NAME lists them")
-    s.add_argument("name", nargs="?")
-    s.add_argument("args", nargs=argparse.REMAINDER)
+    s.add_argument("name", nargs="?", metavar="NAME", help="the benchmark; without it, the names are listed")
+    s.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed to the benchmark (try --help)")
     return p
 
 
@@ -90,10 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     from bot.logs import setup_logging
 
     setup_logging()
+    # Line by line, so that what a command prints and the log it writes stay in order in one file.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
     try:
         return int(run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout.flush()
 
 
 # --- gridbot init ---------------------------------------------------------------------------------

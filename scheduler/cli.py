@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from scheduler.jobs import JOB_NAMES
+from scheduler.names import JOB_NAMES, JOBS
 
 
 def cli_jobs(args: Any) -> int:
@@ -28,6 +28,12 @@ def cli_jobs(args: Any) -> int:
                 print(f"{name:<{width}}  {when or '-'}")
         return 0
     if args.jobs_command == "run":
+        if not args.name:
+            width = max(map(len, JOB_NAMES))
+            print("gridbot jobs run NAME, where NAME is one of:")
+            for name in JOB_NAMES:
+                print(f"  {name:<{width}}  {JOBS[name]}")
+            return 0
         if args.name not in JOB_NAMES:
             print(f"unknown job {args.name!r}; jobs: {', '.join(JOB_NAMES)}", file=sys.stderr)
             return 2

@@ -21,19 +21,11 @@ from typing import Any
 from bot.config import Settings, parse_clock
 from bot.model import TimerEvent
 from bot.timers import Fired, fire_event
+from scheduler.names import JOB_NAMES  # defined there: the command line's help reads them cheaply
 from storage.queries import has_run, record_run
 
 log = logging.getLogger("gridbot.scheduler")
 
-JOB_NAMES = (
-    "daily-prompt",
-    "progress",
-    "quarantine-reminders",
-    "follow-up",
-    "escalation-sweep",
-    "ledger",
-    "quarantine-ends",
-)
 # When the grid worker is asked to release people whose quarantine has ended (no setting for it).
 QUARANTINE_ENDS_AT = "09:00"
 FOLLOW_UP_EVERY = timedelta(minutes=5)

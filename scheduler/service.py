@@ -40,15 +40,29 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from scheduler import jobs
 from scheduler.leader import LOCK_KEY, Leadership, RedisLeadership
+from storage.models import JobRun
 
 log = logging.getLogger("gridbot.scheduler")
 
 JOBSTORE_TABLE = "apscheduler_jobs"
+
+
+class _QuietAPScheduler(logging.Filter):
+    """APScheduler's own INFO lines ("Adding job tentatively", "Added job ... to job store", "Scheduler
+    started") repeat what gridbot's "scheduler: leading; next runs ..." says: they are kept only when
+    gridbot.scheduler itself logs at DEBUG. Its warnings and errors always pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or log.isEnabledFor(logging.DEBUG)
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietAPScheduler())
 
 
 # --- triggers --------------------------------------------------------------------------------------
@@ -141,11 +155,14 @@ async def _catch_up_one(runtime: Any, name: str, now: datetime) -> int:
     async with runtime.db.session() as ses:
         if await jobs.has_run(ses, name, jobs.period_of(due)):
             return 0
+        # A database this job never ran on (a first start) has missed nothing: no warning for it.
+        first = await ses.scalar(select(JobRun.id).where(JobRun.job == name).limit(1)) is None
     if now - due <= s.grace_delta:
         log.info("catch-up: %s was due at %s; running it now", name, due.isoformat())
         return await jobs.run_job(name, runtime, now)
-    log.warning("catch-up: %s due at %s skipped: %s late, beyond the grace of %s",
-                name, due.isoformat(), now - due, s.grace)
+    log.log(logging.INFO if first else logging.WARNING,
+            "catch-up: %s due at %s skipped: %s late, beyond the grace of %s%s",
+            name, due.isoformat(), now - due, s.grace, " (a new database: nothing was missed)" if first else "")
     async with runtime.db.session() as ses:
         await jobs.record_run(ses, name, jobs.period_of(due), now, {"skipped": True})
     return 0
