@@ -25,10 +25,11 @@ import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Delivery, SendError
 from bot.model import Outbound, TimerEvent
@@ -182,7 +183,7 @@ class Sender:
         if hurry:
             await self._hurry(now)
 
-    async def _fall_back(self, s, rows: list[OutboundMessage], now) -> bool:
+    async def _fall_back(self, s: AsyncSession, rows: list[OutboundMessage], now: datetime) -> bool:
         """Re-sends failed escalation alerts on their recipient's next channel; marks those with
         none left unreachable and moves their escalations' deadlines to now. True if it moved one."""
         from handlers import people
@@ -219,7 +220,7 @@ class Sender:
             await enqueue(s, outs, now, inbound_id=inbound_id)
         return moved
 
-    async def _hurry(self, now) -> None:
+    async def _hurry(self, now: datetime) -> None:
         """The escalation sweep, now: escalations whose alerts went nowhere climb at once."""
         from bot.timers import fire_event
 
