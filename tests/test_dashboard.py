@@ -479,5 +479,5 @@ async def test_browser_renders_the_ledger(sqlite_db, clock, tmp_path, unused_tcp
         await app_client.close()
         await runner.cleanup()
     assert "员工w1" in text
-    assert "1-2-101" in text and "李四" in text and "第5天，共14天" in text
+    assert "1-2-101" in text and "李四" in text and "第5天/共14天" in text
     assert "<svg" in text and "<rect" in text
