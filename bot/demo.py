@@ -183,6 +183,8 @@ class Demo:
         await self.say(8, 33, "caoguilan", "今天天气真好，大家注意保暖")
         await self.say(8, 40, "mali-wx", "2-1-101 马丽", name="马丽", group=False)
         await self.say(8, 41, "mali-wx", "36.7 正常", name="马丽", group=False)
+        # nobody becomes a resident by saying so: the grid worker knows her and confirms
+        await self.say(8, 45, "zhangwei", "确认 2-1-101 马丽")
         await self.say(9, 10, "fengfengying", "我老伴发烧了38.5度，还咳嗽，浑身没劲")
         e1 = await self.code("E")
         await self.say(9, 26, "zhangwei", f"收到 {e1}")

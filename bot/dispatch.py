@@ -76,6 +76,9 @@ class Context:
     household: Household | None = None
     building: Building | None = None  # the building whose group the message came from
     parsed: ParseResult | None = None
+    # A sender's claim to a household that nobody has confirmed yet (storage.models.PendingBinding):
+    # their reports count for `household` as unverified.
+    claim: Any = None
     data: dict[str, Any] = field(default_factory=dict)
     # The runtime's state store (bot/state.py: `get`/`set` with a TTL, `delete`): conversation state.
     state: Any = None

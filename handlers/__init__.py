@@ -23,5 +23,5 @@ def build_dispatcher() -> Dispatcher:
     )
 
     return Dispatcher([escalation.commands, requests.commands, quarantine.commands, ledger.commands,
-                       notices.commands, checkin.commands, worker.router, media.router, registration.router, checkin.lists, checkin.router, requests.router,
+                       notices.commands, checkin.commands, registration.commands, worker.router, media.router, registration.router, checkin.lists, checkin.router, requests.router,
                        quarantine.router, escalation.router, ledger.router, checkin.fallback_router])

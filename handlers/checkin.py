@@ -316,8 +316,10 @@ async def record_report(ctx: Context) -> list[Outbound] | Also:
     quarantine = None if (neighbour or resident is None) else await active_quarantine(ctx.session, resident.id, day)
     slot = slot_of(ctx.settings, ctx.now) if quarantine is not None else "day"
     results = []
+    # a claimant nobody has confirmed: counted for the household, marked, never a named person's report
+    source = Source("claimed", f"待确认 {ctx.claim.name}") if ctx.claim is not None else None
     for row in rows:
-        results.append(await record_checkin(ctx, household, row, slot))
+        results.append(await record_checkin(ctx, household, row, slot, source))
     if quarantine is not None and resident is not None and rows:
         reminder = await ctx.session.scalar(select(Reminder).where(
             Reminder.resident_id == resident.id, Reminder.date == day, Reminder.slot == slot))
@@ -335,7 +337,8 @@ async def record_report(ctx: Context) -> list[Outbound] | Also:
             ctx.session, ctx.settings, ctx.now, kind=kind, household=household,
             resident=resident if subject_is_sender else None, text=ctx.text,
             summary=_summary(ctx, rows, household, neighbour), temperature=temperature,
-            inbound_id=ctx.inbound_id, reporter=ctx.resident)
+            inbound_id=ctx.inbound_id, reporter=ctx.resident, sender=ctx.inbound,
+            reporter_label=source.label if source else None)
         out += opened.messages
         new = opened.created
         worker = people.describe(await people.grid_workers(ctx.session, household.building.grid_id))
@@ -375,7 +378,8 @@ def is_report(ctx: Context) -> bool:
     p = ctx.parsed
     if p is None or not (p.checkin is not None or p.emergency):
         return False
-    return ctx.resident is not None or (ctx.staff is not None and ctx.inbound.is_group and bool(others_in(p)))
+    return (ctx.resident is not None or ctx.claim is not None
+            or (ctx.staff is not None and ctx.inbound.is_group and bool(others_in(p))))
 
 
 @router.message(is_report)

@@ -195,14 +195,16 @@ async def open_escalation(
         key = f"{key}#{existing.id}"
 
     place = household.building if household is not None else building
+    # whoever wrote, when the roster does not know them (yet): they hear the answer on their channel
+    unknown_sender = sender is not None and reporter is None and resident is None
     esc = Escalation(kind=kind, household_id=household.id if household else None, household=household,
                      building_id=place.id if place is not None else None, building=place,
                      resident_id=resident.id if resident else None,
                      reporter_id=(reporter or resident).id if (reporter or resident) else None,
                      grid_id=place.grid_id if place is not None else None,
-                     sender_channel=sender.channel if sender and household is None else None,
-                     sender_id=sender.sender_id if sender and household is None else None,
-                     sender_name=(sender.sender_name or "")[:100] if sender and household is None else None,
+                     sender_channel=sender.channel if unknown_sender else None,
+                     sender_id=sender.sender_id if unknown_sender else None,
+                     sender_name=(sender.sender_name or "")[:100] if unknown_sender else None,
                      subject=(subject or "")[:100] or None, reporter_label=(reporter_label or "")[:100] or None,
                      level=0, status="open", summary=summary, text=text[:2000], temperature=temperature,
                      inbound_id=inbound_id, dedup_key=key, opened_at=now)

@@ -277,10 +277,13 @@ async def message_household(ctx: Context, address: str | None = None) -> tuple[H
             and u in ("", own.unit) and r == own.room:
         return own, ""
     found = await households_at(ctx.session, address, building=None if b else default_building)
-    if len(found) > 1 and own is not None:
-        # the same building number in several communities: the sender's own neighbourhood first
-        near = [h for h in found if h.building.grid.community_id == own.building.grid.community_id]
-        found = near or found
+    if own is not None:
+        # a resident reports for neighbours, not for any household of the district: their own
+        # community only (the same building number in another community is someone else's)
+        found = [h for h in found if h.building.grid.community_id == own.building.grid.community_id]
+    elif ctx.staff is not None:
+        scope = await scope_of(ctx.session, ctx.staff)
+        found = [h for h in found if scope.allows(h.building.grid_id)]
     if len(found) > 1 and ctx.building is not None:
         found = [h for h in found if h.building_id == ctx.building.id] or found
     if found:

@@ -20,36 +20,47 @@
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import logging
 import re
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.dispatch import Context, Router
+from bot.dispatch import NOT_HANDLED, Context, Router, UserError
 from bot.model import Inbound, Outbound
 from handlers import people, texts
 from handlers.common import (
+    audit,
     compact,
     find_address_in,
     group_message,
     health_summary,
     local_date,
     normalize_command,
+    private_channel,
+    staff_command,
     to_person,
     to_sender,
 )
 from handlers.escalation import alert_text, notify_alert, open_escalation, recipients
 from nlp import parse
 from nlp.subjects import Subject
-from storage.models import Building, Escalation, Household, InboundMessage, Resident
+from storage.models import Building, Escalation, Household, InboundMessage, PendingBinding, Resident, Staff
 from storage.queries import households_at, split_label
 
 log = logging.getLogger(__name__)
 router = Router("registration")
+commands = Router("registration-commands")
+# Addresses a sender may claim in a day before a person has to help.
+CLAIMS_PER_DAY = 5
+# Wrong phone digits before only the worker can confirm a claim.
+PROOF_ATTEMPTS = 3
 
 _NAME_CUE = re.compile(r"(?:我是|我叫|姓名|名字)\s*[:：]?\s*([\u4e00-\u9fff·]{2,5})")
 _ADDRESS_BITS = re.compile(r"[\d\-－—.．]+|号楼|栋|幢|单元|号院|院|室|号|楼|户")
@@ -100,41 +111,88 @@ async def _escalate_unregistered(ctx: Context, building: Building | None) -> lis
     return opened.messages
 
 
-async def _attach_unregistered(ctx: Context, resident: Resident, household: Household) -> list[Outbound]:
-    """The sender's open escalations move to the household they just registered: the grid worker
-    of that household hears it (if they had not), the others learn the address; an escalation on a
-    candidate building that turned out not to be theirs is closed. Never a second escalation: the
-    moved one takes the household's key, so the replayed report updates it."""
+async def _attach_unregistered(ctx: Context, household: Household, resident: Resident | None,
+                               name: str) -> list[Outbound]:
+    """The sender's open escalations move to the household they name: at the claim already (its grid
+    worker must hear a fever now, whether or not the claim holds), and to the person once the claim
+    is confirmed. The household's worker hears it if they had not, the others learn the address; an
+    escalation on a candidate building that turned out not to be theirs is closed. Never a second
+    escalation: the moved one takes the household's (then the person's) key, so a replayed or later
+    report updates it."""
     s = ctx.session
     rows = (await s.scalars(select(Escalation).where(
         Escalation.sender_channel == ctx.inbound.channel, Escalation.sender_id == ctx.inbound.sender_id,
-        Escalation.household_id.is_(None), Escalation.status != "closed").order_by(Escalation.id))).unique().all()
+        Escalation.status != "closed").order_by(Escalation.id))).unique().all()
     out: list[Outbound] = []
     for esc in rows:
-        if esc.building_id not in (None, household.building_id):
+        if esc.household_id is not None and esc.household_id != household.id:
+            continue
+        if esc.household_id is None and esc.building_id not in (None, household.building_id):
             esc.status, esc.closed_at, esc.deadline_at = "closed", ctx.now, None
             esc.note = texts.REG_ESC_ELSEWHERE.format(label=household.label)
             continue
+        day = local_date(ctx.settings, esc.opened_at).isoformat()
+        key = f"{esc.kind}:{'r' + str(resident.id) if resident else 'h' + str(household.id)}:{day}"
+        if await s.scalar(select(Escalation.id).where(Escalation.dedup_key == key)) is None:
+            esc.dedup_key = key
+        if resident is not None:
+            esc.resident_id = esc.reporter_id = resident.id
+        if esc.household_id == household.id:
+            continue  # reported while the claim waited: its worker has it already
         before = {st.id for st in await recipients(s, ctx.settings, esc, esc.level)}
         esc.household_id, esc.household = household.id, household
         esc.building_id, esc.building = household.building_id, household.building
         esc.grid_id = household.building.grid_id
-        esc.resident_id = esc.reporter_id = resident.id
-        key = f"{esc.kind}:r{resident.id}:{local_date(ctx.settings, esc.opened_at).isoformat()}"
-        if await s.scalar(select(Escalation.id).where(Escalation.dedup_key == key)) is None:
-            esc.dedup_key = key
         await s.flush()
         now_told = await recipients(s, ctx.settings, esc, esc.level, resident)
         new = [st for st in now_told if st.id not in before]
         if new:
             body = await alert_text(s, ctx.settings, esc, header=texts.REG_ESC_MOVED_HEADER)
-            out += await notify_alert(s, esc, new, body, f"esc:{esc.id}:bound")
-        old = [st for st in now_told if st.id in before]
-        out += compact(to_person(st, texts.REG_ESC_MOVED.format(code=esc.code, label=household.label,
-                                                                 name=resident.name),
-                                 kind="escalation", dedup_key=f"esc:{esc.id}:bound:s{st.id}") for st in old)
-        log.info("escalation %s moved to household %s on registration", esc.code, household.id)
+            out += await notify_alert(s, esc, new, body, f"esc:{esc.id}:placed")
+        out += compact(to_person(st, texts.REG_ESC_MOVED.format(code=esc.code, label=household.label, name=name),
+                                 kind="escalation", dedup_key=f"esc:{esc.id}:placed:s{st.id}")
+                       for st in now_told if st.id in before)
+        log.info("escalation %s moved to household %s (%s)", esc.code, household.id,
+                 "bound" if resident else "claimed")
     return out
+
+
+async def _waiting(ctx: Context, claim: PendingBinding) -> list[Outbound]:
+    """Chatter while the claim waits: said once a day, never in the group."""
+    day = local_date(ctx.settings, ctx.now).isoformat()
+    return [dataclasses.replace(to_sender(ctx, texts.REG_CLAIM_WAITING.format(label=claim.household.label)),
+                                dedup_key=f"claim-wait:{claim.id}:{day}")]
+
+
+# --- the worker confirms: 确认 P12 | 确认 3-2-501 钱五 ----------------------------------------------------
+
+
+@commands.message(staff_command("确认"))
+async def on_confirm(ctx: Context) -> list[Outbound]:
+    args = ctx.data["args"]
+    scope = await people.scope_of(ctx.session, ctx.staff)
+    m = re.match(r"^[Pp]\s*(\d+)$", args)
+    if m:
+        claims = [c for c in [await ctx.session.get(PendingBinding, int(m.group(1)))] if c is not None]
+    else:
+        address = find_address_in(args)
+        if not address:
+            raise UserError(texts.CONFIRM_USAGE)
+        name = extract_name(args, False)
+        homes = [h.id for h in await households_at(ctx.session, address, grid_ids=scope.grid_ids)]
+        q = select(PendingBinding).where(PendingBinding.household_id.in_(homes), PendingBinding.status == "pending")
+        if name:
+            q = q.where(PendingBinding.name == name)
+        claims = list((await ctx.session.scalars(q.order_by(PendingBinding.id))).unique().all())
+    claims = [c for c in claims if c.status == "pending" and scope.allows(c.household.building.grid_id)]
+    if not claims:
+        raise UserError(texts.CONFIRM_NONE)
+    if len(claims) > 1:
+        raise UserError(texts.CONFIRM_WHICH.format(codes="、".join(f"P{c.id}（{c.name}）" for c in claims)))
+    claim = claims[0]
+    audit(ctx.session, ctx.now, ctx.staff, "binding.confirm", claim.household.label, claim=claim.id)
+    out = await make_binding(ctx, claim, by=ctx.staff)
+    return [ctx.reply(texts.CONFIRM_OK.format(label=claim.household.label, name=claim.name)), *out]
 
 
 # --- conversation state: a registration waiting for "which one?" ---------------------------------
@@ -319,31 +377,90 @@ async def _candidates(ctx: Context, address: str) -> tuple[list[Household], str 
     return found, None
 
 
-async def _bind(ctx: Context, household: Household, name: str) -> tuple[Resident | None, list[Outbound]]:
+def _is_proof(text: str) -> str | None:
+    m = re.fullmatch(r"\s*(\d{4})\s*", unicodedata.normalize("NFKC", text or ""))
+    return m.group(1) if m else None
+
+
+async def open_claim(session: AsyncSession, channel: str, sender_id: str) -> PendingBinding | None:
+    return await session.scalar(select(PendingBinding).where(
+        PendingBinding.channel == channel, PendingBinding.sender_id == sender_id,
+        PendingBinding.status == "pending").order_by(PendingBinding.id.desc()).limit(1))
+
+
+async def _claim(ctx: Context, household: Household, name: str) -> tuple[PendingBinding | None, list[Outbound]]:
+    """"3-2-501 钱五" from someone the roster does not know: a claim, not a binding. The reply is
+    the same whoever lives there (it never confirms who does); the grid worker is asked to confirm,
+    and a claimant who is the roster's 钱五 can prove it with the last four digits of that phone."""
+    s, ib = ctx.session, ctx.inbound
+    if ctx.state is not None and await ctx.state.acquire(
+            [(f"reg:claims:{ib.channel}:{ib.sender_id}", CLAIMS_PER_DAY - 1, 86400, 0)]) > 0:
+        return None, [to_sender(ctx, texts.REG_TOO_MANY)]
+    if ctx.state is not None:
+        await ctx.state.acquire([(f"reg:claims:{ib.channel}:{ib.sender_id}", 1_000_000, 86400, 1)])
+    old = await open_claim(s, ib.channel, ib.sender_id)
+    if old is not None:  # one claim at a time: a new address replaces the last one
+        old.status, old.decided_at = "replaced", ctx.now
+    roster = await s.scalar(select(Resident).where(Resident.household_id == household.id, Resident.name == name,
+                                                   Resident.channel_user_id.is_(None)))
+    claim = PendingBinding(channel=ib.channel, sender_id=ib.sender_id, sender_name=(ib.sender_name or "")[:100] or None,
+                           household_id=household.id, household=household, name=name[:60],
+                           resident_id=roster.id if roster is not None else None, created_at=ctx.now)
+    s.add(claim)
+    await s.flush()
+    log.info("claim P%s: sender on %s claims household %s", claim.id, ib.channel, household.id)
+    note = texts.REG_CLAIM_TO_WORKER.format(code=f"P{claim.id}", label=household.label, name=name,
+                                            who=ib.sender_name or "", channel=ib.channel, id=ib.sender_id)
+    out: list[Outbound | None] = [to_sender(ctx, texts.REG_CLAIMED.format(label=household.label, name=name))]
+    out += [to_person(w, note, kind="registration", dedup_key=f"claim:{claim.id}:s{w.id}")
+            for w in await people.grid_workers(s, household.building.grid_id)]
+    out += await _attach_unregistered(ctx, household, None, name)
+    return claim, compact(out)
+
+
+async def _prove(ctx: Context, claim: PendingBinding, digits: str) -> list[Outbound]:
+    """The last four digits of the claimed roster resident's phone make the claim a binding; anything
+    else counts as a failed attempt, and after `PROOF_ATTEMPTS` only the worker can confirm."""
+    roster = await ctx.session.get(Resident, claim.resident_id) if claim.resident_id else None
+    phone = re.sub(r"\D", "", (roster.phone or "") if roster else "")
+    if claim.attempts < PROOF_ATTEMPTS and len(phone) >= 4 and hmac.compare_digest(phone[-4:], digits):
+        return await make_binding(ctx, claim, by=None)
+    claim.attempts += 1
+    log.info("claim P%s: proof refused (attempt %s)", claim.id, claim.attempts)
+    return [to_sender(ctx, texts.REG_PROOF_REFUSED)]
+
+
+async def make_binding(ctx: Context, claim: PendingBinding, by: Staff | None) -> list[Outbound]:
+    """Makes a claim real: the roster resident of that name gets the sender's chat id (or a new
+    resident is added), the sender's open escalations move to them, and both sides are told."""
     s = ctx.session
-    inbound = ctx.inbound
-    resident = await s.scalar(select(Resident).where(Resident.household_id == household.id, Resident.name == name))
-    if resident is not None and resident.channel_user_id and resident.channel_user_id != inbound.sender_id:
-        return None, [to_sender(ctx, texts.REG_NAME_TAKEN.format(label=household.label, name=name))]
+    household = claim.household
+    resident = await s.get(Resident, claim.resident_id) if claim.resident_id else None
+    if resident is None or resident.channel_user_id:
+        resident = await s.scalar(select(Resident).where(Resident.household_id == household.id,
+                                                         Resident.name == claim.name, Resident.channel_user_id.is_(None)))
     try:
         async with s.begin_nested():
             if resident is None:
-                resident = Resident(household_id=household.id, household=household, name=name, category="常住")
+                resident = Resident(household_id=household.id, household=household, name=claim.name, category="常住")
                 s.add(resident)
-            resident.channel, resident.channel_user_id, resident.bound_at = inbound.channel, inbound.sender_id, ctx.now
+            resident.channel, resident.channel_user_id, resident.bound_at = claim.channel, claim.sender_id, ctx.now
     except IntegrityError:
-        # the same sender bound a moment ago (two messages at once): use that binding
-        resident = await s.scalar(select(Resident).where(Resident.channel == inbound.channel,
-                                                         Resident.channel_user_id == inbound.sender_id))
-        if resident is None:
-            raise
-        return resident, []
-    log.info("bound sender on %s to household %s as resident %s", inbound.channel, household.id, resident.id)
-    out: list[Outbound | None] = [to_sender(ctx, texts.REG_DONE.format(label=household.label, name=name))]
-    out += await _attach_unregistered(ctx, resident, household)
-    note = texts.REG_TO_WORKER.format(label=household.label, name=name, channel=inbound.channel)
-    out += [to_person(w, note, kind="registration") for w in await people.grid_workers(s, household.building.grid_id)]
-    return resident, compact(out)
+        # the sender is bound already (two confirmations at once): nothing more to do
+        claim.status, claim.decided_at = "bound", ctx.now
+        return []
+    claim.status, claim.decided_at, claim.decided_by = "bound", ctx.now, by.id if by else None
+    log.info("claim P%s bound: household %s resident %s (%s)", claim.id, household.id, resident.id,
+             "confirmed by staff" if by else "phone proof")
+    sender = Inbound(channel=claim.channel, msg_id=f"claim-{claim.id}", sender_id=claim.sender_id, text="",
+                     sent_at=ctx.now, sender_name=claim.sender_name)
+    out: list[Outbound | None] = [Outbound(channel=private_channel(claim.channel), to_user=claim.sender_id,
+                                           text=texts.REG_DONE.format(label=household.label, name=claim.name))]
+    out += await _attach_unregistered(dataclasses.replace(ctx, inbound=sender), household, resident, claim.name)
+    note = texts.REG_TO_WORKER.format(label=household.label, name=claim.name, channel=claim.channel)
+    out += [to_person(w, note, kind="registration") for w in await people.grid_workers(s, household.building.grid_id)
+            if by is None or w.id != by.id]
+    return compact(out)
 
 
 async def _replay(ctx: Context, row: InboundMessage, parsed: object) -> list[Outbound]:
@@ -424,18 +541,30 @@ async def _complete(ctx: Context, pending: dict, choice: int) -> list[Outbound]:
         return [to_sender(ctx, texts.REG_ASK)]
     name = (_name_in_answer(ctx.text, pending["options"]) or pending.get("name")
             or (ctx.inbound.sender_name or "").strip()[:60] or "居民")
-    resident, out = await _bind(ctx, household, name)
-    if resident is None:
+    claim, out = await _claim(ctx, household, name)
+    if claim is None:
         return out
-    ctx.resident, ctx.household = resident, household
+    ctx.claim, ctx.household = claim, household
     return out + await _stored_report(ctx, pending)
 
 
 @router.message(_is_unknown)
 async def on_unknown_sender(ctx: Context) -> list[Outbound]:
     p = ctx.parsed
-    pending = await _load_pending(ctx)
+    if ctx.claim is not None:
+        return NOT_HANDLED  # a report of a claimant, handed on (below): handlers.checkin records it
     address = (getattr(p, "address", None) if p else None) or find_address_in(ctx.text)
+    claim = await open_claim(ctx.session, ctx.inbound.channel, ctx.inbound.sender_id)
+    if claim is not None and not address:
+        digits = _is_proof(ctx.text)
+        if digits is not None:
+            return await _prove(ctx, claim, digits)
+        if _has_report(ctx):
+            # counted for the household as unverified; never the claimed person's own report
+            ctx.claim, ctx.household = claim, claim.household
+            return NOT_HANDLED
+        return await _waiting(ctx, claim)
+    pending = await _load_pending(ctx)
     if not address:
         if pending:
             choice = _choose(ctx.text, pending["options"])
@@ -477,10 +606,10 @@ async def on_unknown_sender(ctx: Context) -> list[Outbound]:
         await _drop_pending(ctx)
     household = found[0]
     name = name or (ctx.inbound.sender_name or "").strip()[:60] or "居民"
-    resident, out = await _bind(ctx, household, name)
-    if resident is None:
+    claim, out = await _claim(ctx, household, name)
+    if claim is None:
         return out
-    ctx.resident, ctx.household = resident, household
+    ctx.claim, ctx.household = claim, household
     if has_report:
         ctx.parsed = _own_report(p)
         out += await ctx.dispatch(ctx)

@@ -70,10 +70,17 @@ async def test_unknown_members_fever_is_an_escalation_that_climbs(any_bot):
 async def test_unknown_members_fever_moves_to_the_household_when_they_register(any_bot):
     tb = any_bot
     await tb.say("x2", "发烧38.6", chat="g3", name="小周")
-    await tb.say("x2", "3-2-601 周七", chat="g3")
+    await tb.say("x2", "3-2-601 周七", chat="g3")  # a claim: the fever goes to that household at once
     escs = await _escalations(tb)
     assert len(escs) == 1, "never doubled"
-    assert escs[0].household_id == tb.seed.ids["h:3-2-601"] and escs[0].resident_id is not None
+    assert escs[0].household_id == tb.seed.ids["h:3-2-601"] and escs[0].resident_id is None
+    claim = tb.last_to("zhangwei")
+    code = claim.split("【待确认登记 ")[1].split("】")[0] if "待确认登记" in claim else None
+    if code is None:
+        code = next(t for t in tb.to("zhangwei") if "待确认登记" in t).split("【待确认登记 ")[1].split("】")[0]
+    await tb.say("zhangwei", f"确认 {code}")
+    escs = await _escalations(tb)
+    assert len(escs) == 1 and escs[0].resident_id is not None
 
 
 # --- 2. reports for others ---------------------------------------------------------------------------
@@ -212,3 +219,58 @@ async def test_a_recall_undoes_a_safe_check_in_but_not_an_alert(any_bot):
                           sent_at=tb.clock.now(), chat_id="g3", kind="recall"))
     [esc] = await _escalations(tb)
     assert esc.status == "open" and "撤回" in tb.last_to("zhangwei")
+
+
+# --- nobody becomes a resident by saying so ------------------------------------------------------------------
+
+
+async def _quarantined_qian(tb) -> int:
+    from storage.models import Quarantine
+
+    async with tb.db.session() as s:
+        r = Resident(household_id=tb.seed.ids["h:3-2-502"], name="钱五", phone="139 1234 5678", category="居家隔离")
+        s.add(r)
+        await s.flush()
+        s.add(Quarantine(resident_id=r.id, start=tb.clock.now().date() - timedelta(days=3), days=14))
+        return r.id
+
+
+async def test_an_impostor_cannot_report_for_a_quarantined_person_and_the_real_one_can(any_bot):
+    tb = any_bot
+    qian = await _quarantined_qian(tb)
+    await tb.say("imp", "3-2-502 钱五", chat="g3")
+    told_imp = tb.last_to("imp")
+    await tb.say("imp2", "3-2-502 赵大", chat="g3")  # nobody of that name: the same answer
+    assert told_imp.replace("钱五", "X") == tb.last_to("imp2").replace("赵大", "X")
+    assert "已有" not in told_imp
+    await tb.say("imp", "1234")  # wrong digits
+    await tb.say("imp", "36.5 正常")
+    async with tb.db.session() as s:
+        assert (await s.get(Resident, qian)).channel_user_id is None
+    [c] = await _checkins(tb)
+    assert c.resident_id is None and c.source == "claimed" and c.slot == "day"  # never 钱五's quarantine report
+
+    await tb.say("real-qian", "3-2-502 钱五")
+    await tb.say("real-qian", "5678")
+    assert "登记成功" in tb.last_to("real-qian")
+    await tb.say("real-qian", "36.6 正常")
+    async with tb.db.session() as s:
+        assert (await s.get(Resident, qian)).channel_user_id == "real-qian"
+    mine = await _checkins(tb, resident_id=qian)
+    assert len(mine) == 1 and mine[0].slot in ("am", "pm")
+
+
+async def test_a_claimants_fever_still_escalates_at_once(any_bot):
+    tb = any_bot
+    await tb.say("imp", "3-2-601 周七 发烧38.8", chat="g3")
+    [esc] = await _escalations(tb)
+    assert esc.household_id == tb.seed.ids["h:3-2-601"] and esc.resident_id is None
+    assert "38.8" in next(t for t in tb.to("zhangwei") if "E" in t and "38.8" in t)
+
+
+async def test_claims_are_limited_per_sender(any_bot):
+    tb = any_bot
+    for i in range(8):
+        await tb.say("spam", f"3-2-601 张{'一二三四五六七八'[i]}")
+    assert "次数已用完" in tb.last_to("spam")
+    assert sum("待确认登记" in t for t in tb.to("zhangwei")) == 5

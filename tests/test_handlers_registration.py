@@ -8,7 +8,7 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from bot.state import RedisState
-from handlers import registration, texts
+from handlers import people, registration, texts
 from storage.models import Building, CheckIn, Escalation, Grid, Household, Resident
 from tests.testbot import clock_state, make_bot
 
@@ -19,7 +19,17 @@ async def bot(sqlite_db, clock):
     return await make_bot(sqlite_db, clock, state=clock_state(clock))
 
 
-async def _resident(tb, sender):
+async def _resident(tb, sender, *, confirm: bool = True):
+    """The resident the sender is bound to — after the grid worker confirms a waiting claim, as a
+    worker would after a call (nobody becomes a resident by saying so)."""
+    async with tb.db.session() as s:
+        claim = await registration.open_claim(s, "console", sender)
+        worker = None
+        if claim is not None and confirm:
+            workers = await people.grid_workers(s, claim.household.building.grid_id)
+            worker, code = workers[0].channel_user_id, f"P{claim.id}"
+    if worker is not None:
+        await tb.say(worker, f"确认 {code}")
     async with tb.db.session() as s:
         return await s.scalar(select(Resident).where(Resident.channel_user_id == sender))
 
@@ -28,11 +38,13 @@ async def test_unknown_sender_is_asked_then_binds_with_address_and_name(bot):
     await bot.say("newbie", "你好")
     assert "楼号-单元-房号" in bot.last_to("newbie")
     await bot.say("newbie", "3-2-601 李明")
+    assert await _resident(bot, "newbie", confirm=False) is None  # a claim, until someone confirms it
+    assert "待确认登记" in bot.last_to("zhangwei") and "李明" in bot.last_to("zhangwei")
     r = await _resident(bot, "newbie")
     assert r is not None and r.name == "李明" and r.category == "常住" and r.bound_at is not None
     assert r.household_id == bot.seed.ids["h:3-2-601"]
     assert "登记成功" in bot.last_to("newbie")
-    assert "新登记" in bot.last_to("zhangwei") and "李明" in bot.last_to("zhangwei")
+    assert "已确认登记" in bot.last_to("zhangwei")
 
 
 async def test_roster_resident_without_chat_id_is_bound_not_duplicated(bot):
