@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("scheduler.cli", "cli_jobs"),
     "passwd": ("bot.cli", "cli_passwd"),
     "bench": ("bot.cli", "cli_bench"),
+    "doctor": ("bot.doctor", "cli_doctor"),
+    "staff": ("bot.staff_cmd", "cli_staff"),
+    "outbox": ("bot.staff_cmd", "cli_outbox"),
 }
 
 
@@ -73,9 +76,39 @@ def build_parser() -> argparse.ArgumentParser:
     j = jsub.add_parser("run", help="run one job now (its messages go out through a running server)")
     j.add_argument("name", nargs="?", metavar="NAME",
                    help=f"the job: {', '.join(JOB_NAMES)}; without it, the jobs are listed")
+    j.add_argument("--slot", metavar="am|pm",
+                   help="quarantine-reminders only: send this reminder slot even if it is past its grace "
+                        "(a missed slot, on purpose); with --date")
+    j.add_argument("--date", metavar="YYYY-MM-DD", help="with --slot: the day of the slot (default today)")
 
     s = sub.add_parser("passwd", help="set a staff member's dashboard password")
     s.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's 微信ID")
+
+    sub.add_parser("doctor", help="check configuration, database, Redis, time zone, channels and who can be "
+                                  "reached; exit 1 when something needs a person")
+
+    s = sub.add_parser("staff", help="manage staff without re-importing the roster")
+    ssub = s.add_subparsers(dest="staff_command", required=True, metavar="add|list|disable")
+    a = ssub.add_parser("add", help="add a staff member, or update and re-enable one (matched on channel and 微信ID)")
+    a.add_argument("--name", required=True, help="姓名")
+    a.add_argument("--role", required=True, help="角色: 网格员, 网格长, 街道干部, 民警, 医护, 志愿者 or 街道值班")
+    a.add_argument("--id", required=True, metavar="微信ID",
+                   help="their id on their channel; several separated by 、 when they differ per channel")
+    a.add_argument("--channel", default="wecom", metavar="渠道",
+                   help="wecom, aibot, bridge, or several tried in order: wecom、bridge (default wecom)")
+    a.add_argument("--phone", help="手机 (shown to their colleagues on alerts)")
+    a.add_argument("--grid", action="append", metavar="GRID", help="a grid they cover (repeat for several)")
+    a.add_argument("--street", action="append", metavar="STREET",
+                   help="a street they cover (街道值班, 街道干部 only; neither --grid nor --street: the district)")
+    a = ssub.add_parser("list", help="staff with their channels, scope and whether a password is set")
+    a.add_argument("--all", action="store_true", help="disabled staff too")
+    a = ssub.add_parser("disable", help="stop alerts and logins for a staff member (the row is kept)")
+    a.add_argument("who", metavar="ID", help="their 微信ID (or the id number `staff list` shows)")
+
+    s = sub.add_parser("outbox", help="what the bot sent to whom, and what failed")
+    s.add_argument("--failed", action="store_true", help="only messages that failed or reached no one")
+    s.add_argument("--to", metavar="ID", help="only messages to this user id or group chat id")
+    s.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
 
     s = sub.add_parser("bench", help="repeatable benchmarks (from a source checkout); no NAME lists them")
     s.add_argument("name", nargs="?", metavar="NAME", help="the benchmark; without it, the names are listed")
@@ -98,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(line_buffering=True)
+    from bot.config import ConfigError
+
     try:
         return int(run(args) or 0)
+    except ConfigError as exc:  # a bad setting: one line naming it, no traceback
+        print(f"gridbot {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     finally:
