@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.config import parse_clock
-from bot.dispatch import Also, Context, Router, Tick, UserError
+from bot.dispatch import Also, Context, OutOfScope, Router, Tick, UserError
 from bot.model import Outbound
 from handlers import people, texts
 from handlers.common import (
@@ -176,7 +176,7 @@ def _summary(ctx: Context, rows: list[_Person], household: Household, neighbour:
                  for r in rows]
         text = "；".join(parts)
     else:
-        text = health_summary(p.temperature, p.symptoms or [], bool(p.fever))
+        text = health_summary(p.temperature, p.symptoms or [], bool(p.fever), ctx.text if p.emergency else None)
         if not neighbour and getattr(p, "concerns", None) == "family":
             text = "家人：" + text
     if neighbour and ctx.resident is not None:
@@ -260,7 +260,8 @@ async def report_subject(ctx: Context, sub: Any, source: Source, *, emergency: b
     opened = await open_escalation(
         ctx.session, ctx.settings, ctx.now, kind=kind, household=household, resident=None,
         building=None if household is not None else building,
-        sender=ctx.inbound, text=ctx.text, summary=health_summary(row.temperature, row.symptoms, row.fever),
+        sender=ctx.inbound, text=ctx.text,
+        summary=health_summary(row.temperature, row.symptoms, row.fever, ctx.text if emergency else None),
         temperature=row.temperature, inbound_id=ctx.inbound_id, reporter=ctx.resident,
         subject=written if household is None else sub.name, reporter_label=source.label)
     return household, opened.messages
@@ -516,8 +517,8 @@ async def _record_line(ctx: Context, line: str, source: Source) -> tuple[Any, li
     kind = "emergency" if p.emergency else "fever" if p.fever else "symptom"
     opened = await open_escalation(
         ctx.session, ctx.settings, ctx.now, kind=kind, household=household, resident=None, text=line,
-        summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever)), temperature=p.temperature,
-        inbound_id=ctx.inbound_id, reporter=ctx.resident, reporter_label=source.label)
+        summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever), line if p.emergency else None),
+        temperature=p.temperature, inbound_id=ctx.inbound_id, reporter=ctx.resident, reporter_label=source.label)
     return household, opened.messages, 1
 
 
@@ -531,7 +532,7 @@ async def report_for_household(ctx: Context, staff: Staff, address: str, words: 
     found = await households_at(ctx.session, address, grid_ids=grid_ids)
     if not found:
         if await households_at(ctx.session, address):
-            raise UserError(texts.HOUSEHOLD_OUT_OF_SCOPE.format(label=address))
+            raise OutOfScope(texts.HOUSEHOLD_OUT_OF_SCOPE.format(label=address))
         raise UserError(texts.HOUSEHOLD_NOT_FOUND.format(address=address))
     household = found[0]
     p = parse(words, fever_at=ctx.settings.fever_at)
@@ -547,8 +548,8 @@ async def report_for_household(ctx: Context, staff: Staff, address: str, words: 
         kind = "emergency" if p.emergency else "fever" if p.fever else "symptom"
         opened = await open_escalation(
             ctx.session, ctx.settings, ctx.now, kind=kind, household=household, resident=None, text=words,
-            summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever)), temperature=p.temperature,
-            inbound_id=ctx.inbound_id, reporter_label=source.label)
+            summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever), words if p.emergency else None),
+            temperature=p.temperature, inbound_id=ctx.inbound_id, reporter_label=source.label)
         # the worker who reported it knows already: the rest of the chain is told
         out += [m for m in opened.messages if m.to_user != staff.channel_user_id]
         out.append(ctx.reply(texts.STAFF_REPORT_ABNORMAL.format(label=household.label, code=opened.escalation.code)))

@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.dispatch import Context, Filter
 from bot.model import Outbound
 from handlers import texts
+from nlp.lexicon import LEXICON, Kind
 from storage.models import (
     AuditEvent,
     Building,
@@ -102,15 +103,33 @@ def symptoms_zh(symptoms: Iterable[str]) -> list[str]:
     return [texts.SYMPTOMS_ZH.get(s, s) for s in symptoms]
 
 
-def health_summary(temperature: float | None, symptoms: Iterable[str], fever: bool = False) -> str:
-    """'体温38.5℃，咳嗽' — for private messages only."""
+# The parser's own words for a life at risk (nlp.lexicon): an alert's summary keeps them as written.
+_SIGNS = re.compile("|".join(re.escape(w) for w in sorted(
+    (w for w, (kind, _v) in LEXICON.items() if kind in (Kind.EMERGENCY, Kind.CRY) and len(w) >= 2),
+    key=len, reverse=True)))
+
+
+def emergency_words(text: str) -> list[str]:
+    """'救命 我爸晕倒了' → ['救命', '晕倒']: what a worker must read first, in the order written."""
+    return list(dict.fromkeys(m.group(0) for m in _SIGNS.finditer(unicodedata.normalize("NFKC", text or ""))))
+
+
+def health_summary(temperature: float | None, symptoms: Iterable[str], fever: bool = False,
+                   text: str | None = None) -> str:
+    """'紧急：晕倒；体温38.5℃，咳嗽' — for private messages only. With `text` (an emergency), the
+    emergency words of it lead, so "救命 我爸晕倒了" is never summarised as 身体不适."""
+    signs = emergency_words(text) if text else []
+    lead = f"紧急：{'、'.join(signs)}" if signs else ""
     parts = []
     if temperature is not None:
         parts.append("体温" + fmt_temp(temperature))
     elif fever:
         parts.append("发热")
     parts += [s for s in symptoms_zh(symptoms) if not (s == "发热" and parts)]
-    return "，".join(parts) or "身体不适"
+    body = "，".join(parts)
+    if lead:
+        return f"{lead}；{body}" if body else lead
+    return body or "身体不适"
 
 
 # --- privacy: what may go to a group ----------------------------------------------------------------

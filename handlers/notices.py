@@ -12,11 +12,11 @@ import re
 import unicodedata
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.dispatch import Context, Router, UserError
+from bot.dispatch import Context, OutOfScope, Router, UserError
 from bot.model import Outbound
 from handlers import people, texts
 from handlers.common import audit, staff_command
@@ -51,6 +51,16 @@ async def buildings_for_scope(session: AsyncSession, staff: Staff, scope: str) -
     return sorted(chosen, key=lambda b: natural_key(b.name))
 
 
+async def _names_a_place(session: AsyncSession, scope: str) -> bool:
+    """Whether a scope names a grid or building that exists (outside the staff member's grids)."""
+    scope = scope.strip()
+    m = re.fullmatch(r"(\d{1,3})\s*(?:号楼|号院|栋|幢|楼|院|号)?", scope)
+    q = select(Building.id).where(or_(Building.name == scope, Building.number == m.group(1)) if m
+                                  else Building.name == scope)
+    return (await session.scalar(select(Grid.id).where(Grid.name == scope)) is not None
+            or await session.scalar(q.limit(1)) is not None)
+
+
 async def send_notice(session: AsyncSession, settings: Settings, now: datetime, staff: Staff, scope: str,
                       text: str) -> tuple[Notice, list[Outbound]]:
     """Records a notice and returns one group message per building (kind "notice").
@@ -62,6 +72,8 @@ async def send_notice(session: AsyncSession, settings: Settings, now: datetime, 
         raise UserError(texts.NOTICE_EMPTY)
     buildings = await buildings_for_scope(session, staff, scope)
     if not buildings:
+        if await _names_a_place(session, scope):
+            raise OutOfScope(texts.OUT_OF_SCOPE_OF.format(what=scope))
         raise UserError(texts.NOTICE_NO_GROUPS.format(scope=scope))
     notice = Notice(staff_id=staff.id, scope=scope[:100], text=text, created_at=now)
     session.add(notice)

@@ -104,7 +104,8 @@ async def _escalate_unregistered(ctx: Context, building: Building | None) -> lis
     kind = "emergency" if p.emergency else "fever" if p.fever else "symptom"
     opened = await open_escalation(
         ctx.session, ctx.settings, ctx.now, kind=kind, household=None, resident=None, building=building,
-        sender=ctx.inbound, text=ctx.text, summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever)),
+        sender=ctx.inbound, text=ctx.text,
+        summary=health_summary(p.temperature, p.symptoms or [], bool(p.fever), ctx.text if p.emergency else None),
         temperature=p.temperature, inbound_id=ctx.inbound_id)
     log.warning("unregistered %s in building %s: escalation %s", kind, building.id if building else None,
                 opened.escalation.code)

@@ -118,7 +118,9 @@ STAFF_HELP = (
 )
 STAFF_UNKNOWN = "没看懂这条命令。发送“帮助”查看可用命令。"
 NOT_FOUND_CODE = "没有找到 {code}。"
-OUT_OF_SCOPE = "{code} 不在您负责的范围内，请联系对应网格员。"
+# One wording for every refusal outside a staff member's grids (codes, households, groups).
+OUT_OF_SCOPE_OF = "{what} 不在您负责的网格内，请联系对应网格员。"
+OUT_OF_SCOPE = OUT_OF_SCOPE_OF.replace("{what}", "{code}")
 ESC_ACKED = "已确认 {code}，预警不再上报。办结后请回复“完成 {code} 备注”。"
 ESC_ALREADY_ACKED = "{code} 已由{name}于{at}确认。"
 ESC_CLOSED = "已办结 {code}。"
@@ -139,7 +141,7 @@ RELEASE_OK = "已解除居家隔离：{label} {names}。"
 RELEASE_NONE = "{label} 没有正在居家隔离的人员。"
 RELEASE_TO_RESIDENT = "您的居家隔离已于今日解除，感谢配合！"
 HOUSEHOLD_NOT_FOUND = "没有找到 {address} 这户。"
-HOUSEHOLD_OUT_OF_SCOPE = "{label} 不在您负责的网格内。"
+HOUSEHOLD_OUT_OF_SCOPE = OUT_OF_SCOPE_OF.replace("{what}", "{label}")
 NO_SUCH_RESIDENT = "{label} 没有叫“{name}”的居民。"
 NO_RESIDENTS = "{label} 名单上没有居民，请先在名单中添加。"
 BAD_DATE = "日期看不懂：{text}。请写成 11-20 或 2026-11-20。"

@@ -274,3 +274,40 @@ async def test_claims_are_limited_per_sender(any_bot):
         await tb.say("spam", f"3-2-601 张{'一二三四五六七八'[i]}")
     assert "次数已用完" in tb.last_to("spam")
     assert sum("待确认登记" in t for t in tb.to("zhangwei")) == 5
+
+
+# --- alerts that keep the words that matter (issue 15) ---------------------------------------------------
+
+
+async def test_an_emergency_summary_keeps_its_words(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "救命 我爸晕倒了")
+    alert = tb.last_to("zhangwei")
+    assert "紧急：救命、晕倒" in alert and "身体不适" not in alert
+
+
+async def test_a_long_message_is_quoted_up_to_a_limit(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "我发烧了38.6度，" + "头疼得厉害，" * 2000)
+    alert = tb.last_to("zhangwei")
+    assert "…（全文见工作台）" in alert and len(alert) < 800
+    [esc] = await _escalations(tb)
+    assert len(esc.text) == 2000  # the page keeps what was said, within the column
+
+
+async def test_a_close_nobody_acknowledged_tells_the_resident_what_was_done_not_a_promise(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "我发烧了38.6度")
+    [esc] = await _escalations(tb)
+    await tb.say("zhangwei", f"完成 E{esc.id} 已送发热门诊")
+    told = tb.to("wangfang")[-1]
+    assert "已送发热门诊" in told and "会尽快联系" not in told
+
+
+async def test_refusals_outside_the_grid_have_one_wording(any_bot):
+    tb = any_bot
+    await tb.say("zhaoqiang", "通知 3号楼 明天停水")
+    notice = tb.last_to("zhaoqiang")
+    await tb.say("zhaoqiang", "隔离 3-2-501")
+    quarantine = tb.last_to("zhaoqiang")
+    assert "不在您负责的网格内" in notice and "不在您负责的网格内" in quarantine

@@ -144,7 +144,7 @@ async def test_other_grids_worker_cannot_ack(bot):
     await bot.say("wangfang", "发烧38度")
     [esc] = await _escalations(bot)
     await bot.say("zhaoqiang", f"收到 E{esc.id}")
-    assert "不在您负责的范围" in bot.last_to("zhaoqiang")
+    assert "不在您负责的网格内" in bot.last_to("zhaoqiang")
     [esc] = await _escalations(bot)
     assert esc.status == "open"
 

@@ -49,7 +49,7 @@ async def test_other_grid_cannot_take(bot):
     [req] = await _requests(bot)
     assert req.category == "garbage"
     await bot.say("zhaoqiang", f"接单 R{req.id}")
-    assert "不在您负责的范围" in bot.last_to("zhaoqiang")
+    assert "不在您负责的网格内" in bot.last_to("zhaoqiang")
     [req] = await _requests(bot)
     assert req.status == "open"
 
