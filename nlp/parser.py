@@ -25,7 +25,7 @@ from nlp.intents import (
 from nlp.lexicon import HARM, MEDIA_WORDS, Kind
 from nlp.normalize import normalize
 from nlp.segment import cut, warm_up
-from nlp.subjects import Anchor, Subject, anchors_in, list_lines
+from nlp.subjects import Anchor, Subject, anchors_in, list_lines, merge_subjects
 from nlp.symptoms import Clause, Token, build_clauses
 from nlp.temperature import Reading, find_readings, is_lone_number
 
@@ -180,13 +180,19 @@ def _parse(text: str, fever_at: float, *, whole: bool = True) -> ParseResult:
                 sentence_tokens, sentence_supposes, screen, long_ago_here = [], False, False, False
         here = [a for a in anchors if clause.start <= a.start < clause.end] if anchors else []
         if Kind.PERSON in kinds or Kind.INDEFINITE in kinds or here:
+            before = subject
             subject, named = _clause_subject(clause, subject, here)
-            anchor = here[-1] if here else (anchor if subject == "other" else None)
+            # A clause that goes on about the same person ("她低烧37.5") keeps
+            # whom they were pinned to; anyone new is pinned anew or not at all.
+            anchor = here[-1] if here else (anchor if subject == before and not named else None)
             if here:
-                label = (
-                    next((a.text for a in here if a.kind == "address"), label[0]),
-                    next((a.text for a in here if a.kind == "name"), label[1] if not named else None),
-                )
+                at = next((a.text for a in here if a.kind == "address"), None)
+                name = next((a.text for a in here if a.kind == "name"), None)
+                if at is None and name is not None and label[1] is not None and name != label[1]:
+                    # Another named person: the address written for the last one is not theirs.
+                    label = (None, name)
+                else:
+                    label = (at or label[0], name or (label[1] if not named else None))
         else:
             named = False  # no person word: the subject carries over unchanged
         # A reading next to a named person or an address outweighs a notice or
@@ -406,6 +412,7 @@ def _read_list(body: str, lines: list[tuple[int, int]], whole: ParseResult, feve
         )
     if len(parts) < 2:
         return None
+    subjects = merge_subjects(subjects)
     fever = whole.fever or any(p.fever for p in parts)
     temps = [p.temperature for p in (whole, *parts) if p.temperature is not None]
     symptoms = set(whole.symptoms).union(*(p.symptoms for p in parts))
@@ -443,7 +450,7 @@ def _subjects(
         who, address, name = real[0] if real else (None, None, None)
         who = who or result["concerns"] or "unknown"
         return (Subject(who, address, name, result["temperature"], result["fever"], result["symptoms"]),)
-    out = []
+    out: list[Subject] = []
     for key in real:
         who, address, name = key
         group = groups[key]
@@ -455,7 +462,7 @@ def _subjects(
         )
         syms = tuple(s for s in result["symptoms"] if s in words or (s == "fever" and fever_here))
         out.append(Subject(who or result["concerns"] or "unknown", address, name, max(here) if here else None, fever_here, syms))
-    return tuple(out)
+    return tuple(merge_subjects(out))
 
 
 @dataclass(slots=True)

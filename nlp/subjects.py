@@ -11,7 +11,7 @@ stay somebody unnamed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # The commonest surnames: enough to tell "王某" and "刘大爷" from "某天".
@@ -96,3 +96,34 @@ def list_lines(text: str, anchors: list[Anchor]) -> list[tuple[int, int]]:
     # A form of one household has its address on one line and its name on another:
     # only lines that each name someone *and* say something are a list.
     return lines if len(lines) >= 2 else []
+
+
+def _fits(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a == b
+
+
+def merge_subjects(subjects: list[Subject]) -> list[Subject]:
+    """One subject per person: an entry that reports nothing (an address or a
+    name alone, "楼长报：3号楼2单元502 王某某 今天体温38.2") is the same person
+    as the next entry whose address and name agree with it, and is merged into it."""
+    out: list[Subject] = []
+    for subject in subjects:
+        if out:
+            prev = out[-1]
+            empty = prev.temperature is None and not prev.fever and not prev.symptoms
+            if (
+                empty
+                and (prev.address is not None or prev.name is not None)
+                and (prev.address == subject.address or prev.name == subject.name)
+                and _fits(prev.address, subject.address)
+                and _fits(prev.name, subject.name)
+            ):
+                out[-1] = replace(
+                    subject,
+                    who=subject.who if subject.who != "unknown" else prev.who,
+                    address=subject.address or prev.address,
+                    name=subject.name or prev.name,
+                )
+                continue
+        out.append(subject)
+    return out

@@ -106,3 +106,56 @@ def test_an_address_alone_is_the_senders_own() -> None:
 def test_a_named_person_at_an_address_has_both() -> None:
     (subject,) = parse("3号楼王某 38.5").subjects
     assert (subject.address, subject.name) == ("3号楼", "王某")
+
+
+# --- one subject per person ---------------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from nlp.subjects import Subject, merge_subjects  # noqa: E402
+
+_DATA = Path(__file__).parent / "data"
+_PREFIXES = ("", "楼长报：3号楼2单元502 王某某 ", "网格员：5-1-301 ", "志愿者反馈：8号楼1单元101 李大爷 ")
+
+
+def _texts() -> list[str]:
+    texts = []
+    for path in sorted(_DATA.glob("nlp_*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            texts.extend(json.loads(line)["text"] for line in f if line.strip())
+    return texts
+
+
+def _reports_nothing(s: Subject) -> bool:
+    return s.temperature is None and not s.fever and not s.symptoms
+
+
+def test_a_leaders_report_is_one_subject() -> None:
+    (subject,) = parse("楼长报：3号楼2单元502 王某某 今天体温38.2，已告知家属").subjects
+    assert (subject.address, subject.name, subject.temperature, subject.fever) == ("3号楼2单元502", "王某某", 38.2, True)
+
+
+def test_merge_subjects_keeps_different_people_apart() -> None:
+    a = Subject("other", "3-1-101", None)
+    b = Subject("other", "3-1-101", "王某", 38.0, True, ("fever",))
+    c = Subject("other", "3-1-102", "李某", 36.5)
+    assert merge_subjects([a, b]) == [Subject("other", "3-1-101", "王某", 38.0, True, ("fever",))]
+    assert merge_subjects([a, c]) == [a, c]  # another household
+    assert merge_subjects([b, c]) == [b, c]  # each reports something
+    assert merge_subjects([Subject("other", None, "王某"), Subject("other", "3-1-101", "王某", 37.9, True)]) == [
+        Subject("other", "3-1-101", "王某", 37.9, True)
+    ]
+
+
+@pytest.mark.parametrize("prefix", _PREFIXES)
+def test_no_address_alone_is_followed_by_the_same_address(prefix: str) -> None:
+    """The invariant: an address-only subject with nothing reported is never
+    followed by a subject with the same address (they are one person)."""
+    bad = []
+    for text in _texts():
+        subjects = parse(prefix + text).subjects
+        for first, second in zip(subjects, subjects[1:], strict=False):
+            if first.address is not None and first.name is None and _reports_nothing(first) and first.address == second.address:
+                bad.append(f"{prefix + text!r}: {[s.to_dict() for s in subjects]}")
+    assert not bad, f"{len(bad)} split\n" + "\n".join(bad[:10])
