@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.config import parse_clock
 from bot.dispatch import Also, Context, OutOfScope, Router, Tick, UserError
@@ -50,7 +50,7 @@ from nlp import parse
 from nlp.address import find_address
 from storage.ledger import reported_on
 from storage.models import CheckIn, Escalation, Household, ListLine, Reminder, Resident, ServiceRequest, Staff
-from storage.queries import has_run, households_at, record_run
+from storage.queries import has_run, households_at, insert_for, record_run
 
 log = logging.getLogger(__name__)
 router = Router("checkin")
@@ -475,23 +475,32 @@ async def on_list(ctx: Context) -> list[Outbound] | Also:
     lines = household_lines(ctx.text)
     chat = ctx.inbound.chat_id or f"user:{ctx.inbound.sender_id}"
     day = local_date(ctx.settings, ctx.now)
-    seen = set((await ctx.session.scalars(select(ListLine.digest).where(
-        ListLine.chat_id == chat, ListLine.date == day))).all())
+    seen: set[str] = set()
     source = Source("list", reporter_label(ctx), ctx.staff.id if ctx.staff else None)
     out: list[Outbound | None] = []
     new = abnormal = unmatched = 0
+    table = ListLine.__table__
     for line in lines:
         key = digest(line)
         if key in seen:
             continue
         seen.add(key)
+        # The line is claimed first: two posts of one list handled at once (two workers, two
+        # processes) record and alert each line once — the unique (chat, day, digest) decides.
+        claimed = (await ctx.session.execute(
+            insert_for(ctx.session, table).values(chat_id=chat, date=day, digest=key, line=line[:500],
+                                                  inbound_id=ctx.inbound_id, created_at=ctx.now)
+            .on_conflict_do_nothing(index_elements=["chat_id", "date", "digest"]).returning(table.c.id))).scalar()
+        if claimed is None:
+            continue
         new += 1
         household, alerts, bad = await _record_line(ctx, line, source)
         out += alerts
         abnormal += bad
         unmatched += household is None
-        ctx.session.add(ListLine(chat_id=chat, date=day, digest=key, household_id=household.id if household else None,
-                                 line=line[:500], inbound_id=ctx.inbound_id, created_at=ctx.now))
+        if household is not None:
+            await ctx.session.execute(update(ListLine).where(ListLine.id == claimed).values(household_id=household.id)
+                                      .execution_options(synchronize_session=False))
     log.info("list in %s: %d line(s), %d new, %d abnormal, %d unmatched", "group" if ctx.inbound.is_group else "private",
              len(lines), new, abnormal, unmatched)
     if new:
