@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,6 @@ class TimerEvent:
 
     job: str
     at: datetime
+    # What an operator asked for by hand (`gridbot jobs run quarantine-reminders --slot am --date D`):
+    # the handlers that understand an option read it, the others ignore it.
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

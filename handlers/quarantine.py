@@ -58,30 +58,88 @@ async def quarantine_reminders(tick: Tick) -> AsyncIterator[Sequence[Outbound]]:
     At the slot's own time this sends the slot. Run again later (a second firing, a restart, the
     catch-up at start-up) it sends what is missing if the slot is less than `grace` old, and records
     older ones as skipped, with a log line: a reminder hours late would confuse more than help.
+
+    With `options` {"slot": "am", "date": date} (`gridbot jobs run quarantine-reminders --slot am
+    --date D`) it sends that slot now, grace or not, to everyone in quarantine that day who has not
+    had it, including those it was recorded as skipped for: a missed slot sent on purpose.
     """
     s, now = tick.settings, tick.now
     tz = s.tz
     today = now.astimezone(tz).date()
+    forced = tick.event.options.get("slot")
+    if forced:
+        async for part in _remind_on_purpose(tick, forced, tick.event.options.get("date") or today):
+            yield part
+        return
     due = []
     for day in (today - DAY, today):
         for slot, t in s.reminder_slots:
             at = datetime.combine(day, t, tzinfo=tz)
             if now - DAY < at <= now:
                 due.append((day, slot, at))
-    if not due:
-        tick.notes.append("no reminder slot due in the last day")
+    sendable = [d for d in due if now - d[2] <= s.grace_delta]
+    if not sendable:
+        latest = f"{due[-1][1]} {hhmm(s, due[-1][2])} is {_ago(now - due[-1][2])} past its {_ago(s.grace_delta)} grace; " if due else ""
+        tick.notes.append(f"no slot due: {latest}next {_next_slot(s, now)}")
+    counted = _counts()
     for day, slot, at in due:
         send = now - at <= s.grace_delta
-        if not send:
-            tick.notes.append(f"{day} {slot} ({hhmm(s, at)}) is {now - at} past its {s.grace} grace: "
-                              "its missing reminders are recorded as skipped, not sent")
-        async for part in _remind_slot(tick, day, slot, at, send=send):
+        before = dict(counted)
+        async for part in _remind_slot(tick, day, slot, at, send=send, counted=counted):
             yield part
+        label = f"{day} {slot} {hhmm(s, at)}"
+        if send:
+            tick.notes.append(f"{label}: {counted['sent'] - before['sent']} reminders sent"
+                              + (f", {counted['unreachable'] - before['unreachable']} residents without a chat id"
+                                 if counted["unreachable"] > before["unreachable"] else ""))
+        elif counted["skipped"] > before["skipped"]:
+            tick.notes.append(f"{label}: {counted['skipped'] - before['skipped']} reminders recorded as skipped "
+                              f"({_ago(now - at)} late); send it on purpose with --slot {slot} --date {day}")
 
 
-async def _remind_slot(tick: Tick, day: date, slot: str, at: datetime, *, send: bool
-                       ) -> AsyncIterator[Sequence[Outbound]]:
+def _counts() -> dict[str, int]:
+    return {"sent": 0, "skipped": 0, "unreachable": 0, "active": 0}
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes >= 60 else f"{minutes} min"
+
+
+def _next_slot(s: Settings, now: datetime) -> str:
+    tz = s.tz
+    today = now.astimezone(tz).date()
+    for day, word in ((today, "today"), (today + DAY, "tomorrow")):
+        for _slot, t in s.reminder_slots:
+            if datetime.combine(day, t, tzinfo=tz) > now:
+                return f"{t.strftime('%H:%M')} {word}"
+    return "-"
+
+
+async def _remind_on_purpose(tick: Tick, slot: str, day: date) -> AsyncIterator[Sequence[Outbound]]:
+    s, now = tick.settings, tick.now
+    times = dict(s.reminder_slots)
+    if slot not in times:
+        tick.notes.append(f"no slot {slot!r}: the slots are {', '.join(times)} (GRIDBOT_QUARANTINE_REMINDERS)")
+        return
+    at = datetime.combine(day, times[slot], tzinfo=s.tz)
+    if at > now:
+        tick.notes.append(f"{day} {slot} {hhmm(s, at)} has not come yet: it is sent at its time")
+        return
+    counted = _counts()
+    async for part in _remind_slot(tick, day, slot, at, send=True, on_purpose=True, counted=counted):
+        yield part
+    tick.notes.append(f"{day} {slot} {hhmm(s, at)} sent on purpose: {counted['sent']} reminders"
+                      + (f", {counted['unreachable']} residents without a chat id" if counted["unreachable"] else "")
+                      + ("" if counted["sent"] or counted["unreachable"] else
+                         " (nobody was in quarantine then)" if not counted["active"] else
+                         f" (all {counted['active']} in quarantine then had it already)"))
+
+
+async def _remind_slot(tick: Tick, day: date, slot: str, at: datetime, *, send: bool, on_purpose: bool = False,
+                       counted: dict[str, int] | None = None) -> AsyncIterator[Sequence[Outbound]]:
     now = tick.now
+    counted = _counts() if counted is None else counted
     rows = (await tick.s.execute(
         select(Quarantine.resident_id, Quarantine.start, Quarantine.days)
         .where(Quarantine.start <= day, or_(Quarantine.released_at.is_(None), Quarantine.released_at > at))
@@ -90,16 +148,21 @@ async def _remind_slot(tick: Tick, day: date, slot: str, at: datetime, *, send: 
     for rid, start, days in rows:
         if (day - start).days < days:
             active.setdefault(rid, (start, days))
+    counted["active"] = len(active)
     if not active:
         return
-    done = set((await tick.s.scalars(select(Reminder.resident_id)
-                                     .where(Reminder.date == day, Reminder.slot == slot))).all())
+    done_q = select(Reminder.resident_id).where(Reminder.date == day, Reminder.slot == slot)
+    if on_purpose:
+        done_q = done_q.where(Reminder.skipped.is_(False))
+    done = set((await tick.s.scalars(done_q)).all())
     todo = [rid for rid in active if rid not in done]
     table = Reminder.__table__
     for part in chunks(todo):
         s = tick.s
         residents = {r.id: r for r in (await s.scalars(select(Resident).where(Resident.id.in_(part)))).all()}
-        values = [dict(resident_id=rid, date=day, slot=slot, due_at=at, skipped=not send,
+        # Sent on purpose, late: the follow-up counts from now, not from the slot's time.
+        due_at = now if on_purpose else at
+        values = [dict(resident_id=rid, date=day, slot=slot, due_at=due_at, skipped=not send,
                        sent_at=now if send and residents[rid].channel_user_id else None)
                   for rid in part if rid in residents]
         if not values:
@@ -110,8 +173,16 @@ async def _remind_slot(tick: Tick, day: date, slot: str, at: datetime, *, send: 
         mine = set((await s.execute(
             insert_for(s, table).on_conflict_do_nothing(index_elements=["resident_id", "date", "slot"])
             .returning(table.c.resident_id), values)).scalars().all())
+        if on_purpose:
+            # Those recorded as skipped before: claimed by a conditional UPDATE, so sent once.
+            mine |= set((await s.execute(
+                update(Reminder).where(Reminder.date == day, Reminder.slot == slot, Reminder.skipped.is_(True),
+                                       Reminder.resident_id.in_([v["resident_id"] for v in values]))
+                .values(skipped=False, due_at=now, sent_at=now)
+                .returning(Reminder.resident_id).execution_options(synchronize_session=False))).scalars().all())
         if not send:
             if mine:
+                counted["skipped"] += len(mine)
                 log.warning("quarantine reminder %s %s skipped for %d resident(s): %s late, beyond the grace of %s",
                             day, slot, len(mine), now - at, tick.settings.grace)
             yield []
@@ -128,6 +199,8 @@ async def _remind_slot(tick: Tick, day: date, slot: str, at: datetime, *, send: 
                 unreachable += 1
             else:
                 out.append(msg)
+        counted["sent"] += len(out)
+        counted["unreachable"] += unreachable
         if unreachable:
             # No chat id: the follow-up sweep will report them missed, so a person calls them.
             log.warning("quarantine reminder %s %s: %d resident(s) have no chat id", day, slot, unreachable)

@@ -37,7 +37,25 @@ def cli_jobs(args: Any) -> int:
         if args.name not in JOB_NAMES:
             print(f"unknown job {args.name!r}; jobs: {', '.join(JOB_NAMES)}", file=sys.stderr)
             return 2
-        fired = asyncio.run(_run(settings, args.name))
+        options: dict[str, Any] = {}
+        slot, day = getattr(args, "slot", None), getattr(args, "date", None)
+        if slot or day:
+            if args.name != "quarantine-reminders":
+                print("--slot and --date are for quarantine-reminders only", file=sys.stderr)
+                return 2
+            if not slot:
+                print("--date needs --slot (am or pm)", file=sys.stderr)
+                return 2
+            options["slot"] = slot
+            if day:
+                from datetime import date
+
+                try:
+                    options["date"] = date.fromisoformat(day)
+                except ValueError:
+                    print(f"--date {day!r}: use YYYY-MM-DD", file=sys.stderr)
+                    return 2
+        fired = asyncio.run(_run(settings, args.name, options))
         n = fired.messages
         # Delivery is the outbox sender's: a running `gridbot serve` picks these up within seconds.
         print(f"{args.name}: {n} message{'s' if n != 1 else ''} queued")
@@ -48,7 +66,7 @@ def cli_jobs(args: Any) -> int:
     return 2
 
 
-async def _run(settings: Any, name: str) -> Any:
+async def _run(settings: Any, name: str, options: dict[str, Any] | None = None) -> Any:
     from bot.clock import Clock
     from bot.runtime import Runtime
     from scheduler.jobs import run_job_detail
@@ -56,6 +74,7 @@ async def _run(settings: Any, name: str) -> Any:
 
     db = Database(settings.database_url)
     try:
-        return await run_job_detail(name, Runtime(settings=settings, db=db, clock=Clock(settings.tz)))
+        return await run_job_detail(name, Runtime(settings=settings, db=db, clock=Clock(settings.tz)),
+                                    options=options)
     finally:
         await db.dispose()

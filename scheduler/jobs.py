@@ -99,13 +99,15 @@ async def run_job(name: str, runtime: Any, now: datetime | None = None) -> int:
     return (await run_job_detail(name, runtime, now)).messages
 
 
-async def run_job_detail(name: str, runtime: Any, now: datetime | None = None) -> Fired:
-    """`run_job`, with what the job's handlers said of the run (for `gridbot jobs run`)."""
+async def run_job_detail(name: str, runtime: Any, now: datetime | None = None,
+                         options: dict[str, Any] | None = None) -> Fired:
+    """`run_job`, with what the job's handlers said of the run (for `gridbot jobs run`); `options`
+    are what the operator asked for by hand (TimerEvent.options: `--slot`, `--date`)."""
     if name not in JOB_NAMES:
         raise KeyError(f"unknown job {name!r}; jobs: {', '.join(JOB_NAMES)}")
     now = (now or runtime.clock.now()).astimezone(runtime.settings.tz)
     started = _time.perf_counter()
-    fired = await fire_event(runtime, TimerEvent(name, now))
+    fired = await fire_event(runtime, TimerEvent(name, now, dict(options or {})))
     n = fired.messages
     due = last_fire(runtime.settings, name, now)
     if due is not None:
