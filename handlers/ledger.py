@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dispatch import Context, Router, Tick, UserError
 from bot.model import Outbound
@@ -19,13 +21,15 @@ from storage.ledger import (
     reported_households,
     unreported_households,
 )
-from storage.models import Grid, Household, Staff
+from storage.models import Building, Grid, Household, ListLine, Staff
 from storage.queries import natural_key
 
 router = Router("ledger")
 commands = Router("ledger-commands")
 # Unreported households listed per building before the list is cut ("…等 N 户").
 LIST_CAP = 80
+# 接龙 lines that matched no household, quoted in the evening ledger before the list is cut.
+UNMATCHED_SHOWN = 5
 
 
 @router.timer("progress")
@@ -42,6 +46,17 @@ async def progress(tick: Tick) -> AsyncIterator[Sequence[Outbound]]:
                for bid, chat_id, channel in part if due.get(bid)]
 
 
+async def _unmatched_list_lines(session: AsyncSession, day: date) -> dict[int, list[str]]:
+    """接龙 lines of the day that named no household of the roster, by the grid of their group."""
+    rows = await session.execute(
+        select(Building.grid_id, ListLine.line).join(Building, Building.chat_id == ListLine.chat_id)
+        .where(ListLine.date == day, ListLine.household_id.is_(None)).order_by(ListLine.id))
+    out: dict[int, list[str]] = defaultdict(list)
+    for grid_id, line in rows.all():
+        out[grid_id].append(line)
+    return out
+
+
 @router.timer("ledger")
 async def ledger(tick: Tick) -> AsyncIterator[Sequence[Outbound]]:
     """Each grid worker's private daily ledger; a worker of several grids gets one message."""
@@ -49,10 +64,17 @@ async def ledger(tick: Tick) -> AsyncIterator[Sequence[Outbound]]:
     data = await compute_ledger(tick.s, day, tick.settings.tz)
     grid_ids = dict((await tick.s.execute(select(Grid.name, Grid.id))).all())
     contacts = await people.grid_contacts(tick.s, list(grid_ids.values()))
+    unmatched = await _unmatched_list_lines(tick.s, day)
     by_staff: dict[int, tuple[Staff, list[str]]] = {}
     for g in data["grids"]:
+        text = format_grid_ledger(g, day)
+        lines = unmatched.get(grid_ids[g["grid"]], [])
+        if lines:
+            shown = "；".join(line[:40] for line in lines[:UNMATCHED_SHOWN])
+            text += "\n" + texts.LIST_UNMATCHED.format(n=len(lines), lines=shown,
+                                                       more="…" if len(lines) > UNMATCHED_SHOWN else "")
         for st in contacts.get(grid_ids[g["grid"]], []):
-            by_staff.setdefault(st.id, (st, []))[1].append(format_grid_ledger(g, day))
+            by_staff.setdefault(st.id, (st, []))[1].append(text)
     staff = sorted(by_staff.values(), key=lambda v: v[0].id)
     if not staff:
         tick.notes.append("no grid has a worker or leader to send the ledger to")

@@ -311,3 +311,12 @@ async def test_refusals_outside_the_grid_have_one_wording(any_bot):
     await tb.say("zhaoqiang", "隔离 3-2-501")
     quarantine = tb.last_to("zhaoqiang")
     assert "不在您负责的网格内" in notice and "不在您负责的网格内" in quarantine
+
+
+async def test_unmatched_list_lines_are_listed_for_the_worker_in_the_evening(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "接龙\n1. 3-2-501 36.5\n2. 3-9-909 张三 36.6", chat="g3")
+    tb.at(21)
+    await tb.tick("ledger")
+    ledger = tb.last_to("zhangwei")
+    assert "接龙中未能对应住户 1 行" in ledger and "3-9-909" in ledger
