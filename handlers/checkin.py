@@ -406,6 +406,22 @@ def is_unclear(ctx: Context) -> bool:
                 and not p.request)
 
 
+def is_uncertain(ctx: Context) -> bool:
+    """The parser could not tell whether a fever or an emergency is reported ("3号楼有个老人发烧了"):
+    one question to the sender instead of a silent guess either way."""
+    p = ctx.parsed
+    return bool(p is not None and getattr(p, "uncertain", False) and p.checkin is None and not p.emergency
+                and (ctx.resident is not None or ctx.staff is not None))
+
+
+@router.message(is_uncertain)
+async def on_uncertain(ctx: Context) -> list[Outbound]:
+    day = local_date(ctx.settings, ctx.now).isoformat()
+    ask = to_sender(ctx, texts.UNCERTAIN)
+    return [Outbound(channel=ask.channel, to_user=ask.to_user, text=ask.text, reply_to=ask.reply_to,
+                     dedup_key=f"uncertain:{ctx.inbound.channel}:{ctx.inbound.sender_id}:{day}")]
+
+
 @router.message(is_unclear)
 async def on_unclear(ctx: Context) -> list[Outbound]:
     """A lone "37" or "365": ask once instead of guessing; nothing is recorded."""

@@ -39,6 +39,8 @@ TODO_HEAD = "待办：预警 {e} 件，服务需求 {r} 件"
 MEDIA_ASK = "图片和语音我读不出来，请直接打字回复体温和情况，例如：36.5 正常。"
 RECALLED_UNDONE = "您撤回的消息所报的情况已撤销，请重新报告。"
 RECALLED_TO_STAFF = "{code}：居民撤回了报告这条情况的消息，预警仍然有效，请核实。"
+UNCERTAIN = ("您说的是有人现在发烧或身体不适吗？如果是，请写明住址、姓名和体温，例如：3-2-501 王某 38.2，"
+             "我马上转告网格员；紧急情况请拨打120。")
 LIST_UNMATCHED = "接龙中未能对应住户 {n} 行，请核对：{lines}{more}"
 LIST_OK = "已记录接龙新增 {n} 户{abnormal}{unmatched}。谢谢！"
 PROXY_SAFE_OK = "已记录您代报的 {n} 户平安：{labels}。谢谢！"

@@ -320,3 +320,12 @@ async def test_unmatched_list_lines_are_listed_for_the_worker_in_the_evening(any
     await tb.tick("ledger")
     ledger = tb.last_to("zhangwei")
     assert "接龙中未能对应住户 1 行" in ledger and "3-9-909" in ledger
+
+
+async def test_an_uncertain_report_gets_one_question_not_a_silent_guess(any_bot):
+    tb = any_bot
+    await tb.say("wangfang", "3号楼有个老人发烧了", chat="g3")
+    assert "请写明住址" in tb.last_to("wangfang")
+    await tb.say("wangfang", "3号楼有个老人发烧了", chat="g3")
+    assert sum("请写明住址" in t for t in tb.to("wangfang")) == 1  # asked once a day
+    assert tb.to_chat("g3") == []
