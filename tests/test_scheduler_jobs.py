@@ -269,3 +269,11 @@ async def test_unknown_job_name_is_refused(sqlite_db):
     with pytest.raises(KeyError, match="daily-prompt"):
         await run_job("daily-promt", rt)
     assert len(JOB_NAMES) == 7
+
+
+def test_every_job_is_a_timer_some_capability_answers():
+    """The scheduler's names and the handlers' @router.timer names are the same set: a job nobody
+    answers would fire into the void, a timer nobody schedules would never run."""
+    from handlers import build_dispatcher
+
+    assert set(build_dispatcher().timer_names) == set(JOB_NAMES)
