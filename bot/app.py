@@ -117,6 +117,7 @@ def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
     for name, path in ROUTES.items():
         if name not in runtime.channels:
             app.router.add_route("*", path, _not_configured(NOT_CONFIGURED[name]))
+    app.router.add_get("/", _to_dashboard)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     setup_web(app, runtime)
@@ -124,6 +125,10 @@ def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
         app.on_startup.append(_start_background)
     app.on_cleanup.append(_stop_background)
     return app
+
+
+async def _to_dashboard(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/dashboard/")
 
 
 def _not_configured(message: str):
@@ -225,30 +230,66 @@ async def warn_unreachable(rt: Runtime) -> list[int]:
     return [st.id for st in staff]
 
 
+def listen_socket(host: str, port: int) -> Any:
+    """The listening socket, bound before anything else is taken (the database's migrations, the
+    scheduler's leadership): a port in use is found while nothing has started yet."""
+    import socket
+
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does: TIME_WAIT is fine
+        sock.bind(addr)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 def cli_serve(args: Any) -> int:
-    settings = load_settings()
+    import sys
+
+    settings = load_settings()  # a bad setting: bot.cli prints one line naming it, exit 2
     host = getattr(args, "host", None) or settings.host
     port = getattr(args, "port", None) or settings.port
+    try:
+        sock = listen_socket(host, port)
+    except OSError as exc:
+        print(f"gridbot serve: cannot listen on {host}:{port}: {exc.strerror or exc} "
+              "(another process has the port? set GRIDBOT_PORT or --port)", file=sys.stderr)
+        return 2
     # Migrating at start is safe (Alembic's upgrade to head is a no-op when current) and spares a
     # first-time user the separate `gridbot init`.
     from storage.migrate import _safe_url, upgrade
 
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+        sock.close()
+        print(f"gridbot serve: the database {_safe_url(settings.database_url)} (GRIDBOT_DATABASE_URL) cannot be "
+              f"used: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}", file=sys.stderr)
+        return 2
     log.info("database: %s", _safe_url(settings.database_url))
     log.info("state: %s", "Redis" if settings.redis_url else "in-process (one process only; set GRIDBOT_REDIS_URL to share)")
     for line in missing_channels(settings):
         log.info("%s", line)
-    asyncio.run(_serve(settings, host, port))
+    asyncio.run(_serve(settings, host, port, sock))
     return 0
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _serve(settings: Settings, host: str, port: int, sock: Any = None) -> None:
+    from bot.doctor import log_report
+
     rt = build_runtime(settings)
+    await log_report(settings, rt.db)
     await warn_unreachable(rt)
     app = build_app(rt)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    site = (web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port, backlog=1024))
     await site.start()
     log.info("gridbot listening on http://%s:%s (channels: %s)", host, port, ", ".join(sorted(rt.channels)))
     stop = asyncio.Event()

@@ -17,6 +17,8 @@ import os
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
 
 from storage.privacy import redact
 
@@ -80,12 +82,41 @@ class RateLimitFilter(logging.Filter):
         return True
 
 
+class ZonedFormatter(logging.Formatter):
+    """Times in the bot's own zone (GRIDBOT_TIMEZONE), with the offset shown, whatever the machine's
+    zone: "2026-02-10 08:00:01,234 +0800", the same clock as the reminders and the ledger."""
+
+    def __init__(self, fmt: str, tz: Any = None):
+        super().__init__(fmt)
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        when = datetime.fromtimestamp(record.created, self.tz or timezone.utc)
+        return f"{when:%Y-%m-%d %H:%M:%S},{int(record.msecs):03d} {when:%z}"
+
+
+def log_zone() -> Any:
+    """The configured zone; Asia/Shanghai (the default) when the configuration cannot be read."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        from bot.config import load_settings
+
+        return load_settings().tz
+    except Exception:  # noqa: BLE001 - a bad setting is reported by the command itself
+        name = os.environ.get("GRIDBOT_TIMEZONE", "Asia/Shanghai")
+        try:
+            return ZoneInfo(name)
+        except Exception:  # noqa: BLE001
+            return ZoneInfo("Asia/Shanghai")
+
+
 def setup_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     if any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(ZonedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", tz=log_zone()))
     handler.addFilter(RateLimitFilter())
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)

@@ -4,12 +4,16 @@ one line, log times in the bot's zone, / to the dashboard (issue 14, operators).
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import logging
+import socket
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.cli import main
+from bot.config import ConfigError, Settings, load_settings
 from scheduler.jobs import run_job, run_job_detail
 from storage.db import Database
 from storage.models import Base, Reminder
@@ -66,3 +70,67 @@ def test_jobs_run_cli_prints_the_reason(monkeypatch, tmp_path, capsys):
     assert out.startswith("quarantine-reminders: 1 message queued\n") and "sent on purpose: 1 reminders" in out
     assert main(["jobs", "run", "progress", "--slot", "am"]) == 2
     assert main(["jobs", "run", "quarantine-reminders", "--slot", "am", "--date", "10.2."]) == 2
+
+
+# --- settings, port, log times, / ----------------------------------------------------------------
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("GRIDBOT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("GRIDBOT_FEVER_AT", "abc")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "GRIDBOT_FEVER_AT='abc'" in err and "Traceback" not in err
+    for key, value in (("GRIDBOT_FEVER_AT", "73"), ("GRIDBOT_LEDGER_AT", "25:00"), ("GRIDBOT_TIMEZONE", "Mars/Base"),
+                       ("GRIDBOT_TRUSTED_PROXIES", "10.0.0.0/33"), ("GRIDBOT_PORT", "70000")):
+        with pytest.raises(ConfigError, match=key):
+            load_settings({key: value}, toml_path=tmp_path / "none.toml")
+
+
+def test_a_port_in_use_is_one_line_exit_2_before_anything_is_taken(monkeypatch, tmp_path, capsys):
+    import bot.app
+    import storage.migrate
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    monkeypatch.setenv("GRIDBOT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("GRIDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/g.db")
+    called = []
+    monkeypatch.setattr(storage.migrate, "upgrade", lambda *a, **k: called.append("upgrade"))
+    monkeypatch.setattr(bot.app, "_serve", lambda *a, **k: called.append("serve"))
+    try:
+        assert main(["serve", "--port", str(port)]) == 2
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err
+    assert called == []  # no migration, no scheduler, no leadership
+
+
+def test_the_wecom_api_base_is_accepted_with_or_without_cgi_bin():
+    for base in ("https://qyapi.weixin.qq.com", "https://qyapi.weixin.qq.com/", "https://qyapi.weixin.qq.com/cgi-bin",
+                 "https://qyapi.weixin.qq.com/cgi-bin/"):
+        assert Settings(wecom_api_base=base).wecom_api_base == "https://qyapi.weixin.qq.com"
+
+
+def test_log_times_are_in_the_bots_zone_with_the_zone_shown():
+    from zoneinfo import ZoneInfo
+
+    from bot.logs import ZonedFormatter
+
+    fmt = ZonedFormatter("%(asctime)s %(message)s", tz=ZoneInfo("Asia/Shanghai"))
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    record.created = datetime(2026, 2, 10, 0, 0, 1, tzinfo=timezone.utc).timestamp()
+    record.msecs = 0
+    assert fmt.format(record).startswith("2026-02-10 08:00:01,000 +0800 hello")
+
+
+async def test_the_root_redirects_to_the_dashboard(aiohttp_client, sqlite_db):
+    from bot.app import build_app, build_runtime
+
+    rt = build_runtime(Settings(database_url=sqlite_db.url), db=sqlite_db)
+    client = await aiohttp_client(build_app(rt, background=False))
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/dashboard/"
