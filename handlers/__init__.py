@@ -19,9 +19,10 @@ def build_dispatcher() -> Dispatcher:
         quarantine,
         registration,
         requests,
+        retention,
         worker,
     )
 
     return Dispatcher([escalation.commands, requests.commands, quarantine.commands, ledger.commands,
                        notices.commands, checkin.commands, registration.commands, worker.router, media.router, registration.router, checkin.lists, checkin.router, requests.router,
-                       quarantine.router, escalation.router, ledger.router, checkin.fallback_router])
+                       quarantine.router, escalation.router, ledger.router, retention.router, checkin.fallback_router])

@@ -28,6 +28,8 @@ log = logging.getLogger("gridbot.scheduler")
 
 # When the grid worker is asked to release people whose quarantine has ended (no setting for it).
 QUARANTINE_ENDS_AT = "09:00"
+# When the nightly retention sweep runs (handlers/retention.py; no setting for it).
+RETENTION_AT = "03:30"
 FOLLOW_UP_EVERY = timedelta(minutes=5)
 DAY = timedelta(days=1)
 
@@ -64,6 +66,7 @@ def daily_times(settings: Settings) -> dict[str, list[time]]:
         "quarantine-reminders": [t for _, t in settings.reminder_slots],
         "ledger": [parse_clock(settings.ledger_at)],
         "quarantine-ends": [parse_clock(QUARANTINE_ENDS_AT)],
+        "retention": [parse_clock(RETENTION_AT)],
     }
 
 

@@ -1,4 +1,4 @@
-"""The seven scheduled jobs by name, with what each does: light to import (the command line's help)."""
+"""The scheduled jobs by name, with what each does: light to import (the command line's help)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,6 @@ JOBS: dict[str, str] = {
     "escalation-sweep": "move unacknowledged escalations up the chain (every minute)",
     "ledger": "the daily ledger to each grid worker (GRIDBOT_LEDGER_AT)",
     "quarantine-ends": "ask the grid worker to release people whose quarantine has ended (09:00)",
+    "retention": "purge the health details of people released GRIDBOT_RETENTION_DAYS ago, and old message texts (03:30)",
 }
 JOB_NAMES: tuple[str, ...] = tuple(JOBS)

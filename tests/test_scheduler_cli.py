@@ -14,7 +14,7 @@ from storage.models import Base
 from tests.test_scheduler_jobs import outbox, seed
 
 NAMES = ["daily-prompt", "progress", "quarantine-reminders", "follow-up", "escalation-sweep", "ledger",
-         "quarantine-ends"]
+         "quarantine-ends", "retention"]
 
 
 def test_jobs_list_json_gives_each_job_its_next_run_in_the_configured_zone(monkeypatch, tmp_path, capsys):

@@ -268,7 +268,7 @@ async def test_unknown_job_name_is_refused(sqlite_db):
     rt = make_runtime(sqlite_db, at(START, 8))
     with pytest.raises(KeyError, match="daily-prompt"):
         await run_job("daily-promt", rt)
-    assert len(JOB_NAMES) == 7
+    assert len(JOB_NAMES) == 8
 
 
 def test_every_job_is_a_timer_some_capability_answers():

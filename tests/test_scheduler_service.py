@@ -66,7 +66,7 @@ async def test_jobs_are_stored_in_the_project_database_with_plain_arguments(sqli
         assert svc.is_leader and svc.scheduler.state == STATE_RUNNING
         jobs = {j.id: j for j in svc.scheduler.get_jobs()}
         assert set(jobs) == {"daily-prompt", "progress", "quarantine-reminders", "follow-up",
-                             "escalation-sweep", "ledger", "quarantine-ends"}
+                             "escalation-sweep", "ledger", "quarantine-ends", "retention"}
         for name, job in jobs.items():
             assert job.func_ref == "scheduler.jobs:fire" and job.args == (name,)
             assert job.misfire_grace_time == 3600 and job.coalesce
@@ -81,7 +81,7 @@ async def test_jobs_are_stored_in_the_project_database_with_plain_arguments(sqli
     svc = await start_scheduler(make_runtime(sqlite_db, at(START, 7)), run_catch_up=False)
     await svc.shutdown()
     async with sqlite_db.engine.connect() as conn:
-        assert (await conn.execute(text("SELECT count(*) FROM apscheduler_jobs"))).scalar() == 7
+        assert (await conn.execute(text("SELECT count(*) FROM apscheduler_jobs"))).scalar() == 8
 
 
 async def test_catch_up_at_start_and_a_restart_neither_loses_nor_doubles(db, caplog):
