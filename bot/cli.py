@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 # command -> (module, function): the function takes the parsed arguments and returns an exit code.
@@ -165,9 +166,47 @@ def cli_import(args: argparse.Namespace) -> int:
     from bot.data import EXAMPLE_ROSTER
 
     settings = load_settings()
-    path = EXAMPLE_ROSTER if getattr(args, "example", False) else Path(args.path)
     progress = not getattr(args, "no_progress", False) and sys.stdout.isatty()
-    return asyncio.run(_import(path, settings, progress))
+    if not getattr(args, "example", False):
+        return asyncio.run(_import(Path(args.path), settings, progress))
+    import tempfile
+    from datetime import datetime
+
+    today = datetime.now(settings.tz).date()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / EXAMPLE_ROSTER.name
+        shifted = example_roster_for(today, path)
+        if shifted:
+            print(f"示例名册：居家隔离开始日期按今天 {today} 平移 {shifted} 天（名册以 {EXAMPLE_DAY} 为“今天”）")
+        return asyncio.run(_import(path, settings, progress))
+
+
+# The day the example roster is written for (the demo's day): its quarantines are on their days 10, 6
+# and 3 then. `gridbot import --example` moves every 隔离开始 by (today - EXAMPLE_DAY), so that a
+# first start finds current quarantines (not ones that ended months ago) and the demo keeps its day.
+EXAMPLE_DAY = date(2026, 2, 10)
+
+
+def example_roster_for(today, out: Path) -> int:
+    """Writes the example roster to `out` with its quarantine start dates moved to be as recent
+    relative to `today` as they are to EXAMPLE_DAY; returns the days moved."""
+    from datetime import datetime, timedelta
+
+    import openpyxl
+
+    from bot.data import EXAMPLE_ROSTER
+
+    shift = (today - EXAMPLE_DAY).days
+    wb = openpyxl.load_workbook(EXAMPLE_ROSTER)
+    ws = wb["居民"]
+    header = [c.value for c in ws[1]]
+    col = header.index("隔离开始") + 1
+    for row in ws.iter_rows(min_row=2, min_col=col, max_col=col):
+        cell = row[0]
+        if isinstance(cell.value, datetime | date):
+            cell.value = cell.value + timedelta(days=shift)
+    wb.save(out)
+    return shift
 
 
 async def _import(path: Path, settings, progress: bool) -> int:

@@ -16,7 +16,7 @@ from bot.cli import main
 from bot.config import ConfigError, Settings, load_settings
 from scheduler.jobs import run_job, run_job_detail
 from storage.db import Database
-from storage.models import Base, Reminder
+from storage.models import Base, OutboundMessage, Quarantine, Reminder, Staff
 from tests.test_scheduler_jobs import START, at, make_runtime, outbox, seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +134,116 @@ async def test_the_root_redirects_to_the_dashboard(aiohttp_client, sqlite_db):
     client = await aiohttp_client(build_app(rt, background=False))
     resp = await client.get("/", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/dashboard/"
+
+
+# --- doctor, staff, outbox, the example roster ---------------------------------------------------------
+
+
+@pytest.fixture
+def example_db(monkeypatch, tmp_path):
+    """The example roster imported with `gridbot init` + `gridbot import --example`, no channel configured."""
+    monkeypatch.setenv("GRIDBOT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("GRIDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/g.db")
+    for key in ("GRIDBOT_WECOM_CORP_ID", "GRIDBOT_WECOM_SECRET", "GRIDBOT_WECOM_TOKEN", "GRIDBOT_WECOM_AES_KEY",
+                "GRIDBOT_WECOM_AIBOT_TOKEN", "GRIDBOT_WECOM_AIBOT_AES_KEY", "GRIDBOT_BRIDGE_SECRET", "GRIDBOT_REDIS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    assert main(["init"]) == 0
+    assert main(["import", "--example", "--no-progress"]) == 0
+    return f"sqlite+aiosqlite:///{tmp_path}/g.db"
+
+
+def test_doctor_on_the_example_roster_without_wecom_exits_1_naming_who_cannot_be_reached(example_db, capsys):
+    capsys.readouterr()
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "NEEDS  staff: 9 of 9 cannot be reached" in out
+    for who in ("网格员张伟 (zhangwei", "网格员王芳 (wangfang", "街道值班周强 (zhouqiang"):
+        assert who in out
+    assert "NEEDS  channels: wecom is used by 9 staff and 2 buildings but not configured" in out
+    assert "ok     database:" in out and "time zone: Asia/Shanghai" in out
+
+
+def test_doctor_names_a_missing_schema_and_passes_when_all_is_well(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("GRIDBOT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("GRIDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/none.db")
+    assert main(["doctor"]) == 1
+    assert "run `gridbot init`" in capsys.readouterr().out
+    assert not (tmp_path / "none.db").exists()  # the doctor creates nothing
+
+
+def test_the_example_rosters_quarantines_are_current_after_import(example_db):
+    from datetime import date
+
+    async def starts():
+        db = Database(example_db)
+        try:
+            async with db.session() as s:
+                return sorted((await s.scalars(select(Quarantine.start))).all())
+        finally:
+            await db.dispose()
+
+    today = datetime.now(Settings().tz).date()
+    assert [(today - d).days for d in asyncio.run(starts())] == [9, 5, 2]
+    assert date(2026, 2, 10)  # the roster's own day, kept for the demo
+
+
+def test_staff_add_list_disable(example_db, capsys):
+    assert main(["staff", "add", "--name", "孙强", "--role", "网格员", "--id", "sunqiang、wxid_sun",
+                 "--channel", "wecom、bridge", "--grid", "成丰一网格"]) == 0
+    assert "已添加工作人员" in capsys.readouterr().out
+    assert main(["staff", "list"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "sunqiang" in ln)
+    assert "wecom、bridge" in line and "成丰一网格" in line and "在用" in line
+    assert main(["staff", "add", "--name", "孙强", "--role", "队长", "--id", "x"]) == 2
+    assert main(["staff", "add", "--name", "孙强", "--role", "网格员", "--id", "x", "--grid", "没有网格"]) == 1
+    assert main(["staff", "disable", "sunqiang"]) == 0
+    capsys.readouterr()
+    assert main(["staff", "list"]) == 0
+    assert "sunqiang" not in capsys.readouterr().out
+    assert main(["staff", "list", "--all"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "sunqiang" in ln)
+    assert "停用" in line
+
+    async def staff():
+        db = Database(example_db)
+        try:
+            async with db.session() as s:
+                return await s.scalar(select(Staff).where(Staff.channel_user_id == "sunqiang"))
+        finally:
+            await db.dispose()
+
+    st = asyncio.run(staff())
+    assert st.disabled_at is not None and st.password_hash is None and st.scopes == []
+    assert main(["staff", "disable", "nobody"]) == 1
+
+
+def test_outbox_shows_who_got_what_and_hides_alerts(example_db, capsys):
+    async def fill():
+        db = Database(example_db)
+        now = datetime.now(timezone.utc)
+        try:
+            async with db.session() as s:
+                s.add_all([
+                    OutboundMessage(channel="wecom", to_user="zhangwei", kind="escalation", status="unreachable",
+                                    text="【发热预警 E1】2-1-202 老伴 体温38.5℃，咳嗽", attempts=3, created_at=now,
+                                    next_attempt_at=now, last_error="channel wecom not configured"),
+                    OutboundMessage(channel="wecom", to_user="sunli", kind="reply", status="sent",
+                                    text="已记录：1-1-102 上午平安（36.4℃）。谢谢！以后每天报平安直接回复", attempts=1,
+                                    created_at=now, next_attempt_at=now, sent_at=now),
+                ])
+        finally:
+            await db.dispose()
+
+    asyncio.run(fill())
+    capsys.readouterr()
+    assert main(["outbox"]) == 0
+    out = capsys.readouterr().out
+    assert "38.5" not in out and "咳嗽" not in out and "36.4" not in out
+    assert "unreachable" in out and "zhangwei" in out and "channel wecom not configured" in out
+    assert "sunli" in out and "已记录：1-1-102" in out
+    assert main(["outbox", "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert "zhangwei" in out and "sunli" not in out
+    assert main(["outbox", "--to", "sunli"]) == 0
+    out = capsys.readouterr().out
+    assert "sunli" in out and "zhangwei" not in out
