@@ -55,7 +55,13 @@ def cli_jobs(args: Any) -> int:
                 except ValueError:
                     print(f"--date {day!r}: use YYYY-MM-DD", file=sys.stderr)
                     return 2
-        fired = asyncio.run(_run(settings, args.name, options))
+        from storage.roster import SchemaMissing
+
+        try:
+            fired = asyncio.run(_run(settings, args.name, options))
+        except SchemaMissing as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
         n = fired.messages
         # Delivery is the outbox sender's: a running `gridbot serve` picks these up within seconds.
         print(f"{args.name}: {n} message{'s' if n != 1 else ''} queued")
@@ -71,9 +77,11 @@ async def _run(settings: Any, name: str, options: dict[str, Any] | None = None) 
     from bot.runtime import Runtime
     from scheduler.jobs import run_job_detail
     from storage.db import Database
+    from storage.roster import ensure_schema
 
     db = Database(settings.database_url)
     try:
+        await ensure_schema(db)
         return await run_job_detail(name, Runtime(settings=settings, db=db, clock=Clock(settings.tz)),
                                     options=options)
     finally:
