@@ -116,6 +116,12 @@ class Homophones:
         self._lengths = sorted({len(v) for v in variants}, reverse=True)
         # Every spelling opens with one of these pairs.
         self._openings = frozenset(v[:2] for v in variants)
+        # A position where an opening may start has a first character of one
+        # and a second character of one after it: a regex scan (in C) for that
+        # finds the few places worth a look, instead of a Python loop over all.
+        firsts = "".join(re.escape(ch) for ch in sorted({o[0] for o in self._openings}))
+        seconds = "".join(re.escape(ch) for ch in sorted({o[1] for o in self._openings}))
+        self._near_re = re.compile("(?=[" + firsts + "][" + seconds + "])")
 
     def _pair_is_word(self, pair: str) -> bool:
         return len(pair) == 2 and self._freq.get(pair, 0) >= _COMMON_PAIR
@@ -134,11 +140,10 @@ class Homophones:
         openings = self._openings
         variants = self._variants
         out: list[str] | None = None
-        i = 0
-        n = len(text)
-        while i < n - 1:
-            if text[i : i + 2] not in openings:
-                i += 1
+        done = 0  # text before this is settled (a replacement ends here)
+        for m in self._near_re.finditer(text):
+            i = m.start()
+            if i < done or text[i : i + 2] not in openings:
                 continue
             for length in self._lengths:
                 spelling = text[i : i + length]
@@ -153,7 +158,6 @@ class Homophones:
                 if out is None:
                     out = list(text)
                 out[i:end] = word
-                i = end - 1
+                done = end
                 break
-            i += 1
         return text if out is None else "".join(out)

@@ -77,3 +77,63 @@ def test_very_long_input_is_fast() -> None:
     parse("发" * 100_000)
     parse("😂" * 100_000)
     assert time.perf_counter() - start < 2.0
+
+
+# --- the fast paths are the same as the slow ones -------------------------------------------------
+
+_SEG_ALPHABET = "发烧咳嗽 37.5abcAB12-_.%#&+\n\r\t，。！？俺家孩子😂３６\u3000体温正常退了楼单元"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=_SEG_ALPHABET, max_size=30))
+def test_cut_is_jiebas_cut_without_hmm(text: str) -> None:
+    from nlp.segment import cut, warm_up
+
+    assert cut(text) == warm_up().lcut(text, HMM=False)
+
+
+def test_cut_on_every_labelled_message() -> None:
+    from pathlib import Path
+
+    from nlp.segment import cut, warm_up
+
+    tk = warm_up()
+    for path in sorted((Path(__file__).parent / "data").glob("nlp_*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                text = json.loads(line)["text"]
+                assert cut(text) == tk.lcut(text, HMM=False), text
+
+
+def _fix_by_scanning(h, text: str) -> str:
+    """The sound-alike replacement as a plain left-to-right scan of every position."""
+    out = None
+    i = 0
+    while i < len(text) - 1:
+        if text[i : i + 2] in h._openings:
+            for length in h._lengths:
+                spelling = text[i : i + length]
+                word = h._variants.get(spelling)
+                if word is None:
+                    continue
+                end = i + length
+                if spelling in h._holders and h._inside_word(text, i, spelling):
+                    continue
+                if (i and h._pair_is_word(text[i - 1 : i + 1])) or h._pair_is_word(text[end - 1 : end + 1]):
+                    continue
+                out = out or list(text)
+                out[i:end] = word
+                i = end - 1
+                break
+        i += 1
+    return text if out is None else "".join(out)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(["发少", "咳数", "救明", "抽处", "困南", "头发少", "嗓子发干", "了", "我", "38", "，", "呼吸", "发"]), max_size=8))
+def test_sound_alike_scan_is_the_plain_scan(pieces: list[str]) -> None:
+    from nlp.segment import homophones
+
+    h = homophones()
+    text = "".join(pieces)
+    assert h.fix(text) == _fix_by_scanning(h, text)
