@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--window-ms", type=float, default=2.0, help="inbox group-commit window (0: one INSERT each)")
     p.add_argument("--workers", type=int, default=None, help="inbox workers (callbacks: 0, wave: 4)")
     p.add_argument("--pg-admin-url", default=PG_ADMIN)
+    p.add_argument("--fevers", type=int, default=None, help="wave: households posting a fever, last (default 1%%)")
     p.add_argument("--wave", action="store_true", help="the morning wave end to end through the workers "
                    "(--n households, --targets sqlite,postgres, --workers)")
     # internal: the server side
@@ -309,6 +310,7 @@ class _NullChannel:
     def __init__(self, name: str) -> None:
         self.name = name
         self.sent = 0
+        self.alerts: dict[int, float] = {}  # inbound row id -> monotonic time its first alert was sent
 
     def setup_routes(self, app: object) -> None:
         return None
@@ -318,6 +320,8 @@ class _NullChannel:
 
     async def send(self, d: object) -> None:
         self.sent += 1
+        if getattr(d, "kind", None) == "escalation" and getattr(d, "inbound_id", None):
+            self.alerts.setdefault(d.inbound_id, time.monotonic())  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         return None
@@ -328,7 +332,7 @@ async def _seed(url: str, households: int) -> None:
     from sqlalchemy import insert
 
     from storage.db import Database
-    from storage.models import Building, Community, Grid, Household, Resident, Street
+    from storage.models import Building, Community, Grid, Household, Resident, Staff, StaffScope, Street
 
     db = Database(url)
     per_building, per_grid = 48, 300
@@ -351,20 +355,33 @@ async def _seed(url: str, households: int) -> None:
                    "category": "常住"} for i in range(households)]
             for k in range(0, len(rs), 5000):
                 await s.execute(insert(Resident), rs[k:k + 5000])
+            # one grid worker a grid, on WeCom: the fevers' alerts go to them
+            await s.execute(insert(Staff), [{"id": g + 1, "name": f"网格员{g + 1}", "role": "网格员", "channel": "wecom",
+                                             "channel_user_id": f"s{g + 1}"} for g in range(n_grids)])
+            await s.execute(insert(StaffScope), [{"staff_id": g + 1, "grid_id": g + 1} for g in range(n_grids)])
         if not db.is_sqlite:
             from sqlalchemy import text
 
             async with db.engine.begin() as conn:  # the ids were given: move the sequences on
-                for t in ("streets", "communities", "grids", "buildings", "households"):
+                for t in ("streets", "communities", "grids", "buildings", "households", "staff"):
                     await conn.execute(text(f"SELECT setval('{t}_id_seq', (SELECT max(id) FROM {t}))"))
     finally:
         await db.dispose()
 
 
 _WAVE_TEXTS = ("36.5 正常", "全家都好", "今天36度8，无异常", "报平安", "36.6 一切正常", "体温36.4 全家平安")
+_FEVER_TEXTS = ("发烧38.5度", "体温38.2，头疼", "孩子发烧了38.9", "38.6 咳嗽")
 
 
-async def _wave_run(url: str, households: int, workers: int, real: bool, tag: str) -> dict[str, float]:
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q))] if xs else float("nan")
+
+
+async def _wave_run(url: str, households: int, workers: int, real: bool, tag: str,
+                    fevers: int = 0) -> dict[str, float]:
+    """The wave: every household posts once; the last `fevers` post a fever, behind the backlog.
+    Fever latency: from its accept to its row done (empty dispatcher) or to its alert's send."""
     from sqlalchemy import func, select
 
     from bot.app import build_runtime
@@ -382,24 +399,41 @@ async def _wave_run(url: str, households: int, workers: int, real: bool, tag: st
     now = rt.clock.now()
     sem = asyncio.Semaphore(512)
 
+    fever_at: dict[int, float] = {}
+    first_fever = households - fevers
+
     async def one(i: int) -> None:
         async with sem:
-            await rt.pipeline.accept(Inbound(channel="wecom", msg_id=f"{tag}{i}", sender_id=f"r{i + 1}",
-                                             text=_WAVE_TEXTS[i % len(_WAVE_TEXTS)], sent_at=now))
+            fever = i >= first_fever
+            text = _FEVER_TEXTS[i % len(_FEVER_TEXTS)] if fever else _WAVE_TEXTS[i % len(_WAVE_TEXTS)]
+            t = time.monotonic()
+            rid = await rt.pipeline.accept(Inbound(channel="wecom", msg_id=f"{tag}{i}", sender_id=f"r{i + 1}",
+                                                   text=text, sent_at=now))
+            if fever and rid is not None:
+                fever_at[rid] = t
 
     try:
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(households)))
+        await asyncio.gather(*(one(i) for i in range(first_fever)))
+        await asyncio.gather(*(one(i) for i in range(first_fever, households)))  # the alarms, last
         t_accept = time.perf_counter() - t0
+        fever_done: dict[int, float] = {}
         while True:
             async with rt.db.session() as s:
                 left = await s.scalar(select(func.count()).select_from(InboundMessage).where(
                     InboundMessage.status == "pending", InboundMessage.msg_id.like(f"{tag}%")))
                 unsent = await s.scalar(select(func.count()).select_from(OutboundMessage).where(
                     OutboundMessage.status.in_(("pending", "sending"))))
+                if fever_at and not real and len(fever_done) < len(fever_at):
+                    got = (await s.execute(select(InboundMessage.id).where(
+                        InboundMessage.id.in_([r for r in fever_at if r not in fever_done]),
+                        InboundMessage.status == "done"))).scalars().all()
+                    tnow = time.monotonic()
+                    for r in got:
+                        fever_done[r] = tnow
             if not left and not unsent:
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05 if fever_at and len(fever_done) < len(fever_at) else 0.2)
         t_done = time.perf_counter() - t0
         async with rt.db.session() as s:
             failed = await s.scalar(select(func.count()).select_from(InboundMessage).where(
@@ -409,8 +443,11 @@ async def _wave_run(url: str, households: int, workers: int, real: bool, tag: st
         await rt.sender.stop()
         await rt.pipeline.inbox.close()
         await rt.db.dispose()
+    ends = null.alerts if real else fever_done
+    lat = [ends[r] - t for r, t in fever_at.items() if r in ends]
     return {"accept_rate": households / t_accept, "rate": households / t_done, "seconds": t_done,
-            "replies": null.sent, "failed": failed or 0}
+            "replies": null.sent, "failed": failed or 0, "fever_p50": _pct(lat, 0.5), "fever_p99": _pct(lat, 0.99),
+            "fever_missing": len(fever_at) - len(lat)}
 
 
 async def _wave_main(args: argparse.Namespace) -> int:
@@ -419,8 +456,11 @@ async def _wave_main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     print(f"gridbot bench wave: {n} households check in (one message each) through {args.workers} inbox workers "
           f"in one process, {os.cpu_count()} CPUs; replies to a null channel")
+    fevers = max(1, n // 100) if args.fevers is None else args.fevers
+    print(f"the last {fevers} households post a fever (behind the backlog): fever p50/p99 is the time from its "
+          "accept to its row done (empty) or to its alert's send (handlers)")
     print(f"{'target':<10}{'dispatcher':<12}{'inbox/s':>9}{'handled/s':>11}{'seconds':>9}{'replies':>9}"
-          f"{'failed':>8}{'305,147 hh':>12}")
+          f"{'failed':>8}{'305,147 hh':>12}{'fever p50':>11}{'fever p99':>11}")
     bad = False
     with tempfile.TemporaryDirectory() as tmp:
         for name in targets:
@@ -440,11 +480,13 @@ async def _wave_main(args: argparse.Namespace) -> int:
                 await loop.run_in_executor(None, _migrate, url)
                 await _seed(url, n)
                 for real in (False, True):
-                    r = await _wave_run(url, n, args.workers, real, ("real" if real else "base") + uuid.uuid4().hex[:4])
+                    r = await _wave_run(url, n, args.workers, real, ("real" if real else "base") + uuid.uuid4().hex[:4],
+                                        fevers)
                     whole = 305_147 / r["rate"] / 60
                     print(f"{name:<10}{'handlers' if real else 'empty':<12}{r['accept_rate']:>9.0f}{r['rate']:>11.0f}"
-                          f"{r['seconds']:>9.1f}{int(r['replies']):>9}{int(r['failed']):>8}{whole:>9.1f} min")
-                    bad = bad or bool(r["failed"])
+                          f"{r['seconds']:>9.1f}{int(r['replies']):>9}{int(r['failed']):>8}{whole:>9.1f} min"
+                          f"{r['fever_p50']:>10.2f}s{r['fever_p99']:>10.2f}s")
+                    bad = bad or bool(r["failed"]) or bool(r["fever_missing"])
             finally:
                 if dbname:
                     await drop_database(dbname, args.pg_admin_url)

@@ -21,7 +21,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -40,6 +40,20 @@ GROUP = "workers"
 MAX_TEXT = 8000
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 _OLDEST, _NEWEST = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+HIGH, NORMAL = 0, 1  # InboundMessage.priority: an alarm (fever, symptom, emergency), the rest
+
+
+class Entry(tuple):
+    """A stream entry as (entry id, row id), with the row's `priority` (stored on the entry)."""
+
+    priority: int
+
+    def __new__(cls, entry_id: str, row_id: int, priority: int = NORMAL) -> Entry:
+        self = super().__new__(cls, (entry_id, row_id))
+        self.priority = priority
+        return self
 
 
 class Unstorable(Exception):
@@ -117,13 +131,15 @@ class Inbox:
         self._redis_down_until = 0.0  # monotonic time before which the stream is not tried
         self.redis_timeout_s = 1.0
         # Called with each new row id after its commit (the in-process worker queue).
-        self.on_new: Callable[[int], None] | None = None
+        self.on_new: Callable[[int, int], None] | None = None
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
 
     # -- writing ---------------------------------------------------------------------------------
 
-    async def add(self, inbound: Inbound) -> int | None:
+    async def add(self, inbound: Inbound, priority: int = NORMAL) -> int | None:
         """Stores the message; returns its row id, or None if (channel, msg_id) is already stored.
+
+        `priority` HIGH (an alarm the parser read at intake) puts it ahead of the backlog.
 
         Raises whatever the database raises: the callback must then answer 5xx so that the
         platform retries, rather than acknowledge a message that is not stored.
@@ -134,7 +150,7 @@ class Inbox:
             "channel": ib.channel, "msg_id": ib.msg_id, "chat_id": ib.chat_id, "chat_name": ib.chat_name,
             "sender_id": ib.sender_id, "sender_name": ib.sender_name, "kind": ib.kind, "text": ib.text,
             "reply_to": ib.reply_to, "sent_at": ib.sent_at, "received_at": now, "status": "pending",
-            "attempts": 0, "next_attempt_at": now + self.lease,
+            "attempts": 0, "next_attempt_at": now + self.lease, "priority": priority,
         }
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._pending.append((row, fut))
@@ -203,7 +219,8 @@ class Inbox:
             except Exception as exc2:  # noqa: BLE001 - the connection went away meanwhile
                 _fail(batch, exc2)
                 return False
-        new_ids: list[int] = []
+        new_ids: list[tuple[int, int]] = []
+        prio = {(r["channel"], r["msg_id"]): r.get("priority", NORMAL) for r in rows}
         for key, futs in by_key.items():
             rid = inserted.get(key)
             for i, f in enumerate(futs):
@@ -214,7 +231,7 @@ class Inbox:
                 else:
                     f.set_result(rid if i == 0 else None)
             if isinstance(rid, int) and key not in failed:
-                new_ids.append(rid)
+                new_ids.append((rid, prio[key]))
         if new_ids:
             await self._announce(new_ids)
         return True
@@ -280,7 +297,7 @@ class Inbox:
     async def close(self) -> None:
         await self.drain()
 
-    async def _announce(self, ids: list[int]) -> None:
+    async def _announce(self, ids: list[tuple[int, int]]) -> None:
         """Hands new row ids to the workers: through the stream (every process shares it) or, on the
         embedded default or while Redis is unreachable, to this process's own workers at once (the
         stream is an accelerator, never a gate)."""
@@ -296,13 +313,13 @@ class Inbox:
                 log.warning("inbox stream add failed (%s); this process's workers take the new rows",
                             type(exc).__name__)
         if self.on_new is not None:
-            for rid in ids:
-                self.on_new(rid)
+            for rid, prio in ids:
+                self.on_new(rid, prio)
 
-    async def _xadd(self, ids: list[int]) -> None:
+    async def _xadd(self, ids: list[tuple[int, int]]) -> None:
         async with self.redis.pipeline(transaction=False) as p:
-            for rid in ids:
-                p.xadd(self.stream, {"id": str(rid)}, maxlen=1_000_000, approximate=True)
+            for rid, prio in ids:
+                p.xadd(self.stream, {"id": str(rid), "p": str(prio)}, maxlen=1_000_000, approximate=True)
             await p.execute()
 
     async def drain(self) -> None:
@@ -318,13 +335,33 @@ class Inbox:
     # -- reading ---------------------------------------------------------------------------------
 
     async def due_ids(self, limit: int = 100) -> list[int]:
-        """Pending rows whose lease or backoff has run out, oldest first."""
-        now = self.clock.now()
-        async with self.db.session() as s:
-            q = (select(InboundMessage.id)
-                 .where(InboundMessage.status == "pending", InboundMessage.next_attempt_at <= now)
-                 .order_by(InboundMessage.id).limit(limit))
-            return list((await s.scalars(q)).all())
+        """Pending rows whose lease or backoff has run out, alarms first, then oldest first."""
+        return [rid for rid, _p in await self.due_rows(limit)]
+
+    async def due_rows(self, limit: int = 100, skip: Collection[int] = ()) -> list[tuple[int, int]]:
+        """(id, priority) of the pending rows whose lease or backoff has run out, alarms first, then
+        oldest first; `skip`: ids this process holds already (queued or in flight)."""
+        t = InboundMessage.__table__
+        q = (select(t.c.id, t.c.priority)
+             .where(t.c.status == "pending", t.c.next_attempt_at <= self.clock.now())
+             .order_by(t.c.priority, t.c.id).limit(limit))
+        if skip:
+            q = q.where(t.c.id.not_in(list(skip)))
+        async with self.db.engine.connect() as conn:
+            return [(r.id, r.priority) for r in await conn.execute(q)]
+
+    async def alarm_ids(self, limit: int = 100, skip: Collection[int] = ()) -> list[int]:
+        """Pending alarms (HIGH) not waiting out a retry's backoff, whatever their lease: a fever
+        behind a backlog in the stream is taken from here at once (a row another process is
+        running is skipped by its row lock)."""
+        t = InboundMessage.__table__
+        q = (select(t.c.id).where(t.c.status == "pending", t.c.priority == HIGH,
+                                  (t.c.attempts == 0) | (t.c.next_attempt_at <= self.clock.now()))
+             .order_by(t.c.id).limit(limit))
+        if skip:
+            q = q.where(t.c.id.not_in(list(skip)))
+        async with self.db.engine.connect() as conn:
+            return list((await conn.scalars(q)).all())
 
     async def ensure_group(self) -> None:
         """Creates the consumer group (and the stream) unless known to exist. When it had to be
@@ -356,11 +393,11 @@ class Inbox:
         first = _entries(await self.redis.xrange(self.stream, "-", "+", count=1))
         now = self.clock.now()
         t = InboundMessage.__table__
-        q = select(t.c.id).where(t.c.status == "pending", t.c.attempts == 0, t.c.next_attempt_at > now)
+        q = select(t.c.id, t.c.priority).where(t.c.status == "pending", t.c.attempts == 0, t.c.next_attempt_at > now)
         if first:
             q = q.where(t.c.id < first[0][1])
         async with self.db.engine.connect() as conn:
-            ids = list((await conn.scalars(q.order_by(t.c.id).limit(limit))).all())
+            ids = [(r.id, r.priority) for r in await conn.execute(q.order_by(t.c.priority, t.c.id).limit(limit))]
         for i in range(0, len(ids), 1000):
             await self._xadd(ids[i:i + 1000])
         return len(ids)
@@ -391,14 +428,14 @@ class Inbox:
             await asyncio.sleep(idle_s)
         return None
 
-    async def read(self, consumer: str, count: int = 32, block_ms: int = 1000) -> list[tuple[str, int]]:
+    async def read(self, consumer: str, count: int = 32, block_ms: int = 1000) -> list[Entry]:
         """New stream entries for this consumer: (entry id, row id)."""
         got = await self._stream_call(
             lambda: self.redis.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms),
             "read", block_ms / 1000)
         return _entries(got[0][1] if got else [])
 
-    async def claim_stale(self, consumer: str, count: int = 100) -> list[tuple[str, int]]:
+    async def claim_stale(self, consumer: str, count: int = 100) -> list[Entry]:
         """Entries another consumer took and never acknowledged within the lease (it died)."""
         res = await self._stream_call(
             lambda: self.redis.xautoclaim(self.stream, GROUP, consumer, min_idle_time=int(self.lease_s * 1000),
@@ -456,12 +493,13 @@ def _fail(batch: list[tuple[dict[str, Any], asyncio.Future[int | None]]], exc: E
             f.set_exception(exc)
 
 
-def _entries(raw: list) -> list[tuple[str, int]]:
+def _entries(raw: list) -> list[Entry]:
     out = []
     for entry_id, fields in raw:
         if not fields:
             continue  # deleted while pending
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         rid = fields.get(b"id", fields.get("id"))
-        out.append((eid, int(rid)))
+        prio = fields.get(b"p", fields.get("p"))
+        out.append(Entry(eid, int(rid), int(prio) if prio is not None else NORMAL))
     return out

@@ -17,6 +17,21 @@ from storage.models import OutboundMessage
 ALERT_KEY = re.compile(r"^esc:(\d+):.*:s(\d+)(?:>[a-z]+)*$")
 
 
+# THE order of the outbox (lower first; then by id): an alert before a reply to a person, a reply
+# before a confirmation, reminder, prompt or nudge, those before a group broadcast. A kind not named
+# here is a reply (1).
+PRIORITY: dict[str, int] = {
+    "escalation": 0,
+    "reply": 1, "request": 1, "registration": 1,
+    "confirmation": 2, "reminder": 2, "prompt": 2, "nudge": 2, "missed": 2, "ledger": 2,
+    "notice": 3, "progress": 3,
+}
+
+
+def priority_of(kind: str) -> int:
+    return PRIORITY.get(kind, 1)
+
+
 def alert_of(kind: str, dedup_key: str | None) -> tuple[int, int] | None:
     """(escalation id, staff id) of an escalation alert's outbox row; None for any other row."""
     m = ALERT_KEY.match(dedup_key or "") if kind == "escalation" else None
@@ -50,7 +65,7 @@ async def enqueue(
         rows.append(OutboundMessage(
             channel=m.channel, to_user=m.to_user, to_chat=m.to_chat, text=m.text, kind=m.kind,
             dedup_key=m.dedup_key, reply_to=m.reply_to, inbound_id=inbound_id, notice_id=m.notice_id or notice_id,
-            escalation_id=alert[0] if alert else None,
+            escalation_id=alert[0] if alert else None, priority=priority_of(m.kind),
             status="pending", attempts=0, created_at=now, next_attempt_at=now,
         ))
     session.add_all(rows)

@@ -15,6 +15,7 @@ Delivery guarantees, and why they hold:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from sqlalchemy import literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.dispatch import Context
-from bot.inbox import Inbox
+from bot.inbox import HIGH, NORMAL, Inbox
 from bot.model import Inbound
 from bot.outbox import enqueue
 from nlp import parse
@@ -82,8 +83,12 @@ class Pipeline:
         self.sweep_s = sweep_s
         self.metrics = getattr(runtime, "metrics", None)
         # Unbounded: a burst (the 08:00 wave) must reach the workers now, not after the lease; ids
-        # are small. The Redis reader applies its own high-water mark (`_high_water`).
-        self._queue: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
+        # are small. The Redis reader applies its own high-water mark (`_high_water`). A priority
+        # queue: (priority, order of arrival, row id, stream entry) — an alarm overtakes the backlog.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, int, str | None]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        # How often the sweep looks for alarms not yet taken (a fever behind a stream backlog).
+        self.alarm_s = min(0.25, sweep_s)
         self._high_water = max(8, workers * 8)
         self._queued: set[int] = set()
         self._in_flight: set[int] = set()
@@ -99,18 +104,30 @@ class Pipeline:
 
     # -- accepting (the callback path: no parsing, no handling) -------------------------------
 
+    def priority(self, inbound: Inbound) -> int:
+        """HIGH for words the parser reads as a fever, a symptom, an abnormal report or an emergency
+        (~0.1–0.2 ms): such a message is handled before the safe reports waiting."""
+        if inbound.kind not in READ_KINDS or not inbound.text:
+            return NORMAL
+        try:
+            p = parse(inbound.text, fever_at=self.rt.settings.fever_at)
+        except Exception:  # noqa: BLE001 - the worker parses again and meets the same bug there
+            return NORMAL
+        return HIGH if (p.emergency or p.fever or p.symptoms or p.checkin == "abnormal") else NORMAL
+
     async def accept(self, inbound: Inbound) -> int | None:
         """Stores the message durably; returns its inbox row id, or None for a duplicate.
 
         The state-store key answers most platform retries without touching the database; the
-        inbox's unique (channel, msg_id) is the durable guard behind it.
+        inbox's unique (channel, msg_id) is the durable guard behind it. The row's priority is
+        read here (`priority`).
         """
         key = f"dedup:{inbound.channel}:{inbound.msg_id}"
         state = self.rt.state
         if await state.seen(key, DEDUP_TTL_S):
             return None
         try:
-            row_id = await self.inbox.add(inbound)
+            row_id = await self.inbox.add(inbound, self.priority(inbound))
         except BaseException:
             # Not stored: the retry that follows must not be taken for a duplicate.
             await state.delete(key)
@@ -259,10 +276,10 @@ class Pipeline:
 
     # -- background workers ----------------------------------------------------------------------
 
-    def _offer(self, row_id: int) -> None:
-        if row_id in self._queued:
+    def _offer(self, row_id: int, priority: int = NORMAL, entry: str | None = None) -> None:
+        if row_id in self._queued and entry is None:
             return
-        self._queue.put_nowait((row_id, None))
+        self._queue.put_nowait((priority, next(self._seq), row_id, entry))
         self._queued.add(row_id)
 
     def start(self) -> None:
@@ -283,7 +300,7 @@ class Pipeline:
 
     async def _worker(self, n: int) -> None:
         while True:
-            row_id, entry = await self._queue.get()
+            _prio, _seq, row_id, entry = await self._queue.get()
             try:
                 await self.process(row_id)
                 if entry is not None:
@@ -297,19 +314,48 @@ class Pipeline:
                 self._queued.discard(row_id)
 
     async def _sweeper(self) -> None:
+        """Every `alarm_s`: alarms not yet taken (a fever behind a stream backlog goes first). Every
+        `sweep_s`: rows whose lease or backoff ran out (a crash, a lost stream entry, a retry) —
+        and while more of those are due, the queue is kept fed at the workers' own pace (recovery
+        at full speed, alarms first), not a batch a second."""
         delay = self.sweep_s
+        last_due = 0.0
+        more = False
         while True:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(0 if more else min(delay, self.alarm_s))
             try:
-                if self._queue.qsize() < self._high_water // 2:
-                    for rid in await self.inbox.due_ids(self._high_water // 2):
-                        self._offer(rid)
+                held = self._queued | self._in_flight
+                for rid in await self.inbox.alarm_ids(self._high_water, skip=held):
+                    self._offer(rid, HIGH)
+                if more or time.monotonic() - last_due >= delay:
+                    last_due = time.monotonic()
+                    more = await self._drain_due(self.alarm_s)
                 delay = self.sweep_s
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database down: try again later, slower
                 log.warning("inbox sweep failed (%s)", type(exc).__name__)
                 delay = min(30.0, delay * 2)
+                more = False
+
+    async def _drain_due(self, for_s: float) -> bool:
+        """Offers due rows, topping the queue up to `_high_water` whenever it falls to half (so
+        several processes share a recovery instead of one taking it all), for up to `for_s`
+        seconds (then the sweep looks for new alarms); True if more may be due."""
+        batch = self._high_water
+        end = time.monotonic() + for_s
+        while True:
+            while self._queue.qsize() > self._high_water // 2:
+                if time.monotonic() >= end:
+                    return True
+                await asyncio.sleep(0.005)
+            rows = await self.inbox.due_rows(batch, skip=self._queued | self._in_flight)
+            for rid, prio in rows:
+                self._offer(rid, prio)
+            if len(rows) < batch:
+                return False
+            if time.monotonic() >= end:
+                return True
 
     async def _stream_reader(self) -> None:
         consumer = self.inbox.consumer
@@ -317,7 +363,7 @@ class Pipeline:
         delay = 1.0
         while True:
             try:
-                entries: list[tuple[str, int]] = []
+                entries: list = []
                 if time.monotonic() - last_claim > self.inbox.lease_s / 2:
                     entries = await self.inbox.claim_stale(consumer)
                     last_claim = time.monotonic()
@@ -327,9 +373,8 @@ class Pipeline:
                     while self._queue.qsize() >= self._high_water:
                         await asyncio.sleep(0.005)
                     entries = await self.inbox.read(consumer, count=self._high_water // 2, block_ms=1000)
-                for eid, rid in entries:
-                    self._queue.put_nowait((rid, eid))
-                    self._queued.add(rid)
+                for e in entries:
+                    self._offer(e[1], e.priority, e[0])
                 delay = 1.0
             except asyncio.CancelledError:
                 raise

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Delivery, SendError
 from bot.model import Outbound, TimerEvent
-from bot.outbox import alert_of, enqueue
+from bot.outbox import alert_of, enqueue, priority_of
 from storage.models import Escalation, InboundMessage, OutboundMessage, Staff
 
 if TYPE_CHECKING:
@@ -62,17 +62,35 @@ class Sender:
         self._wake.set()
 
     async def _claim(self) -> list[Delivery]:
+        """Claims up to `batch` due rows, most urgent first (`priority`, then id: an alert overtakes
+        a backlog of confirmations), with any earlier due row of the same recipients (a person
+        still reads their messages in the order they were written)."""
         now = self.rt.clock.now()
+        t = OutboundMessage
+        lock = not self.rt.db.is_sqlite
         async with self.rt.db.session() as s:
-            # 'sending' rows whose lease ran out belong to a sender that died mid-way.
-            q = (select(OutboundMessage)
-                 .where(OutboundMessage.status.in_(("pending", "sending")), OutboundMessage.next_attempt_at <= now)
-                 .order_by(OutboundMessage.id).limit(self.batch))
-            if not self.rt.db.is_sqlite:
-                q = q.with_for_update(skip_locked=True)
-            rows = list((await s.scalars(q)).all())
+
+            async def take(q):  # noqa: ANN001, ANN202
+                if lock:
+                    q = q.with_for_update(skip_locked=True)
+                return list((await s.scalars(q)).all())
+
+            # Two scans, each along its index: pending rows by (priority, id), and 'sending' rows
+            # whose lease ran out (they belong to a sender that died mid-way).
+            rows = await take(select(t).where(t.status == "pending", t.next_attempt_at <= now)
+                              .order_by(t.priority, t.id).limit(self.batch))
+            rows += await take(select(t).where(t.status == "sending", t.next_attempt_at <= now)
+                               .order_by(t.next_attempt_at).limit(self.batch))
+            rows = sorted(rows, key=lambda r: (r.priority, r.id))[: self.batch]
             if not rows:
                 return []
+            ids = {r.id for r in rows}
+            users = {(r.channel, r.to_user) for r in rows if r.to_user}
+            if users:
+                earlier = await take(select(t).where(
+                    t.status == "pending", t.next_attempt_at <= now, t.to_user.in_({u for _c, u in users}),
+                    t.id < max(ids)).order_by(t.id).limit(self.batch))
+                rows += [r for r in earlier if r.id not in ids and (r.channel, r.to_user) in users]
             for r in rows:
                 r.status = "sending"
                 r.next_attempt_at = now + self.lease
@@ -91,7 +109,7 @@ class Sender:
         # Per recipient, in order (a person reads replies in the order they were written); recipients
         # in parallel.
         queues: dict[tuple, list[list[Delivery]]] = defaultdict(list)
-        for d in deliveries:
+        for d in sorted(deliveries, key=lambda d: d.id):
             key = (d.channel, d.to_user, d.to_chat)
             ch = self.rt.channels.get(d.channel)
             group = queues[key]
@@ -118,7 +136,9 @@ class Sender:
                     if outcome[0] in ("retry", "later"):
                         blocked = outcome[2]  # keep this recipient's later messages behind it
 
-        await asyncio.gather(*(run(items) for items in queues.values()))
+        # The most urgent recipients start first (the semaphore lets `concurrency` run at once).
+        order = sorted(queues.values(), key=lambda items: min(priority_of(d.kind) for ds in items for d in ds))
+        await asyncio.gather(*(run(items) for items in order))
         await self._record(results)
         return len(deliveries)
 

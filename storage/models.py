@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -247,7 +248,8 @@ class InboundMessage(Base):
     __tablename__ = "inbound_messages"
     __table_args__ = (
         UniqueConstraint("channel", "msg_id"),
-        Index("ix_inbound_messages_pending", "status", "id"),
+        # The workers' and the sweep's scan: pending rows, alarms first, then oldest first.
+        Index("ix_inbound_messages_queue", "status", "priority", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -268,6 +270,8 @@ class InboundMessage(Base):
     # When a worker may (re)take the row: a lease after arrival (a worker that died mid-way leaves
     # the row pending; it is retried when the lease ends), or the backoff after a failed attempt.
     next_attempt_at: Mapped[datetime | None]
+    # 0: a fever, symptom or emergency (read by the parser at intake), handled before 1: the rest.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
 
 
 class OutboundMessage(Base):
@@ -277,7 +281,13 @@ class OutboundMessage(Base):
     """
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (Index("ix_outbound_messages_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbound_messages_due", "status", "next_attempt_at"),
+        # The sender's claim: pending rows by priority, then oldest first.
+        Index("ix_outbound_messages_queue", "status", "priority", "id"),
+        # A recipient's earlier rows still pending (sent before a later, more urgent one).
+        Index("ix_outbound_messages_recipient", "to_user", "status"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     to_user: Mapped[str | None] = mapped_column(String(128))
@@ -299,6 +309,9 @@ class OutboundMessage(Base):
     next_attempt_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # 0 escalation, 1 reply to a person, 2 confirmation/reminder/prompt, 3 group broadcast
+    # (bot/outbox.py `PRIORITY`, set by `enqueue`): the sender takes lower numbers first.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
 
 
 class CheckIn(Base):

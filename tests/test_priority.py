@@ -1,0 +1,79 @@
+"""Alarms first: a fever read at intake is handled before the safe reports waiting in the inbox, and
+its alerts are sent before the confirmations waiting in the outbox (issue 12)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest_asyncio
+from sqlalchemy import select
+
+from bot.inbox import HIGH, NORMAL
+from bot.outbox import PRIORITY, priority_of
+from storage.models import InboundMessage, OutboundMessage
+from tests.testbot import make_bot
+
+
+@pytest_asyncio.fixture
+async def bot(db, clock):
+    return await make_bot(db, clock)
+
+
+async def _rows(db, model, *where):
+    async with db.session() as s:
+        return list((await s.scalars(select(model).where(*where).order_by(model.id))).all())
+
+
+def test_outbox_priorities_in_one_place():
+    assert priority_of("escalation") < priority_of("reply") < priority_of("confirmation") < priority_of("notice")
+    assert priority_of("reminder") == priority_of("prompt") == priority_of("nudge") == priority_of("confirmation")
+    assert priority_of("something new") == PRIORITY["reply"]
+
+
+async def test_fever_overtakes_the_backlog_in_inbox_and_outbox(bot):
+    rt = bot.rt
+    safe = ["wangfang", "zhaoliu", "laozhao"] * 10
+    for i, who in enumerate(safe):
+        await rt.pipeline.accept(bot.inbound(who, f"36.{i % 5} 正常", msg_id=f"safe{i}"))
+    fever_id = await rt.pipeline.accept(bot.inbound("chenjing", "我发烧了38.6度", msg_id="fever"))
+    rows = await _rows(bot.db, InboundMessage)
+    assert {r.priority for r in rows if r.id != fever_id} == {NORMAL}
+    assert next(r.priority for r in rows if r.id == fever_id) == HIGH
+
+    # Nothing was handed to a worker (workers=0): the sweep finds them once the lease is over.
+    bot.clock.advance(timedelta(seconds=31))
+    assert (await rt.pipeline.inbox.due_ids(1)) == [fever_id]
+    assert await rt.pipeline.process_due(limit=1) == 1
+    done = await _rows(bot.db, InboundMessage, InboundMessage.status == "done")
+    assert [r.id for r in done] == [fever_id]
+    while await rt.pipeline.process_due(limit=100):
+        pass
+
+    # The outbox: the alert was written before most confirmations, yet goes out first.
+    pending = await _rows(bot.db, OutboundMessage, OutboundMessage.status == "pending")
+    alerts = [r for r in pending if r.kind == "escalation"]
+    assert alerts and all(r.priority == 0 for r in alerts)
+    assert len(pending) > len(alerts) + 10
+    rt.sender.batch = len(alerts)
+    assert await rt.sender.run_once() == len(alerts)
+    sent = await _rows(bot.db, OutboundMessage, OutboundMessage.status == "sent")
+    assert {r.id for r in sent} == {r.id for r in alerts}
+    await rt.sender.deliver_due()
+    assert not await _rows(bot.db, OutboundMessage, OutboundMessage.status == "pending")
+
+
+async def test_a_recipient_still_reads_in_order(bot):
+    """A reply written after a confirmation to the same person is not sent before it."""
+    from bot.model import Outbound
+    from bot.outbox import enqueue
+
+    now = bot.clock.now()
+    async with bot.db.session() as s:
+        first = await enqueue(s, [Outbound(channel="console", to_user="wangfang", text="已记录", kind="confirmation")], now)
+        await enqueue(s, [Outbound(channel="console", to_user="x", text="x", kind="confirmation")], now)
+        later = await enqueue(s, [Outbound(channel="console", to_user="wangfang", text="回复", kind="reply")], now)
+    bot.rt.sender.batch = 1
+    # The reply is the most urgent row; the confirmation before it to the same person comes along.
+    assert await bot.rt.sender.run_once() == 2
+    sent = await _rows(bot.db, OutboundMessage, OutboundMessage.status == "sent")
+    assert {r.id for r in sent} == {first[0].id, later[0].id}
