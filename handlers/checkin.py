@@ -354,18 +354,21 @@ async def record_report(ctx: Context) -> list[Outbound] | Also:
         if ctx.inbound.is_group:
             out.append(group_message(ctx.building, texts.GROUP_ABNORMAL, channel=ctx.inbound.channel,
                                      chat_id=ctx.inbound.chat_id, reply_to=ctx.inbound.reply_to))
-    elif rows:
+    elif rows and ctx.settings.confirm != "none":  # GRIDBOT_CONFIRM (README): "abnormal" confirms corrections only
         changes = {r[1] for r in results}
         temps = [r.temperature for r in rows if r.temperature is not None]
         temp = f"（{fmt_temp(temps[0])}）" if len(temps) == 1 else ""
         what = texts.SLOT_ZH.get(slot, "今日")
         if "changed" in changes and getattr(p, "correction", False):
-            out.append(to_sender(ctx, texts.CORRECTED.format(label=household.label, what=what, temp=temp.strip("（）"))))
-        elif changes & {"created", "changed"}:
+            out.append(to_sender(ctx, texts.CORRECTED.format(label=household.label, what=what, temp=temp.strip("（）")),
+                                 kind="confirmation"))
+        elif changes & {"created", "changed"} and ctx.settings.confirm == "all":
             if neighbour:
-                out.append(to_sender(ctx, texts.SAFE_OK_NEIGHBOUR.format(label=household.label, temp=temp)))
+                out.append(to_sender(ctx, texts.SAFE_OK_NEIGHBOUR.format(label=household.label, temp=temp),
+                                     kind="confirmation"))
             else:
-                out.append(to_sender(ctx, texts.SAFE_OK.format(label=household.label, what=what, temp=temp)))
+                out.append(to_sender(ctx, texts.SAFE_OK.format(label=household.label, what=what, temp=temp),
+                                     kind="confirmation"))
         # "same": a repeated safe report is a quiet update, no second confirmation
 
     if p.request:
@@ -411,6 +414,7 @@ def is_uncertain(ctx: Context) -> bool:
     one question to the sender instead of a silent guess either way."""
     p = ctx.parsed
     return bool(p is not None and getattr(p, "uncertain", False) and p.checkin is None and not p.emergency
+                and not getattr(p, "unclear", False)  # a lone "365": the temperature question below
                 and (ctx.resident is not None or ctx.staff is not None))
 
 
