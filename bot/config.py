@@ -18,6 +18,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"s": 1, "": 60, "m": 60, "h": 3600, "d": 86400}
 
 
+CONFIRM_MODES = ("all", "abnormal", "none")
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
@@ -76,6 +79,9 @@ class Settings:
     # Days after a quarantine is released before the person's health details are purged, and the
     # age at which inbound message texts are blanked (handlers/retention.py).
     retention_days: int = 28
+    # Which check-ins get a private "已记录" confirmation: all | abnormal | none (README: 305,147
+    # check-ins a morning do not fit WeCom's app rate; an abnormal report is always answered).
+    confirm: str = "abnormal"
 
     def __post_init__(self) -> None:
         # wechatpy users write the API base with its /cgi-bin/; the client adds that itself.
@@ -168,6 +174,8 @@ class Settings:
             value = getattr(self, name)
             if not lo <= value <= hi:
                 raise ConfigError(f"GRIDBOT_{name.upper()}={value!r} is not valid: not between {lo} and {hi}")
+        if self.confirm not in CONFIRM_MODES:
+            raise ConfigError(f"GRIDBOT_CONFIRM={self.confirm!r} is not valid: one of {', '.join(CONFIRM_MODES)}")
         if not 30.0 <= self.fever_at <= 45.0:
             raise ConfigError(f"GRIDBOT_FEVER_AT={self.fever_at!r} is not valid: a temperature in ℃, e.g. 37.3")
         return self

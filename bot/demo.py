@@ -89,7 +89,8 @@ class Demo:
         from bot.app import build_runtime
         from storage.roster import import_roster
 
-        self.settings = Settings(database_url=f"sqlite+aiosqlite:///{workdir}/demo.db")
+        # every confirmation shown (a district runs with GRIDBOT_CONFIRM=abnormal: README)
+        self.settings = Settings(database_url=f"sqlite+aiosqlite:///{workdir}/demo.db", confirm="all")
         self.db = Database(self.settings.database_url)
         async with self.db.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)

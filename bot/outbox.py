@@ -28,6 +28,20 @@ PRIORITY: dict[str, int] = {
 }
 
 
+# Kinds where a second copy of a message still waiting for the same recipient adds nothing (the
+# "已记录" of a resident who reported twice while the outbox was backed up): not queued again.
+COALESCED = frozenset({"confirmation"})
+
+
+async def _already_pending(session: AsyncSession, m: Outbound) -> bool:
+    t = OutboundMessage
+    q = select(t.id).where(t.status == "pending", t.to_user == m.to_user, t.to_chat == m.to_chat,
+                           t.channel == m.channel, t.kind == m.kind, t.text == m.text).limit(1)
+    if m.to_user is None:
+        q = q.where(t.to_user.is_(None))
+    return await session.scalar(q) is not None
+
+
 def priority_of(kind: str) -> int:
     return PRIORITY.get(kind, 1)
 
@@ -57,6 +71,8 @@ async def enqueue(
             OutboundMessage.dedup_key.in_(keys)))).all())
     rows = []
     for m in messages:
+        if m.kind in COALESCED and await _already_pending(session, m):
+            continue
         alert = alert_of(m.kind, m.dedup_key)
         if m.dedup_key:
             if m.dedup_key in seen:

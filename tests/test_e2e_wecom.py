@@ -39,7 +39,7 @@ async def running(sqlite_db, tmp_path, clock, fake, aiohttp_client):
         await s.execute(update(Resident).where(Resident.channel_user_id.is_not(None)).values(channel="wecom"))
     settings = Settings(database_url=sqlite_db.url, wecom_corp_id=CORP, wecom_agent_id="1000002",
                         wecom_secret="fake-secret", wecom_token=TOKEN, wecom_aes_key=AES,
-                        wecom_api_base=fake.base_url)
+                        wecom_api_base=fake.base_url, confirm="all")
     rt = build_runtime(settings, clock, db=sqlite_db, workers=2)
     # the app's own workers and sender, without the scheduler (its timed jobs are not under test)
     client = await aiohttp_client(build_app(rt, background=False))

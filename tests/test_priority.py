@@ -77,3 +77,55 @@ async def test_a_recipient_still_reads_in_order(bot):
     assert await bot.rt.sender.run_once() == 2
     sent = await _rows(bot.db, OutboundMessage, OutboundMessage.status == "sent")
     assert {r.id for r in sent} == {first[0].id, later[0].id}
+
+
+# -- GRIDBOT_CONFIRM: the private "已记录" of a safe check-in -----------------------------------------
+
+
+async def test_confirm_abnormal_by_default_keeps_safe_reports_quiet(db, clock):
+    from bot.config import Settings
+
+    assert Settings().confirm == "abnormal"
+    tb = await make_bot(db, clock, confirm="abnormal")
+    await tb.say("wangfang", "36.5 正常")
+    assert not tb.to("wangfang")
+    await tb.say("chenjing", "我发烧了38.6度")  # an abnormal report is always answered
+    assert tb.to("chenjing") and tb.to("zhangwei")
+    tb.clock.advance(timedelta(minutes=5))
+    await tb.say("chenjing", "刚才写错了，36.5 正常")  # a correction is confirmed
+    assert "已更正" in tb.last_to("chenjing")
+
+
+async def test_confirm_all_and_none(db, clock):
+    tb = await make_bot(db, clock, confirm="all")
+    rows = await tb.say("wangfang", "36.5 正常")
+    assert [(r.kind, r.priority) for r in rows] == [("confirmation", 2)] and "已记录" in rows[0].text
+    from bot.config import Settings
+    from tests.testbot import TestBot
+
+    quiet = TestBot(db, clock, Settings(database_url=db.url, confirm="none"))
+    quiet._ids = iter(range(1000, 2000))
+    await quiet.say("zhaoliu", "36.5 正常")
+    assert not quiet.to("zhaoliu")
+
+
+def test_confirm_setting_is_checked():
+    import pytest
+
+    from bot.config import ConfigError, load_settings
+
+    assert load_settings({"GRIDBOT_CONFIRM": "all"}, toml_path="/nonexistent").confirm == "all"
+    with pytest.raises(ConfigError, match="GRIDBOT_CONFIRM"):
+        load_settings({"GRIDBOT_CONFIRM": "some"}, toml_path="/nonexistent")
+
+
+async def test_a_pending_confirmation_is_not_queued_twice(db, clock):
+    from bot.model import Outbound
+    from bot.outbox import enqueue
+
+    now = clock.now()
+    ok = Outbound(channel="console", to_user="wangfang", text="已记录：3-2-501 今日平安。谢谢！", kind="confirmation")
+    async with db.session() as s:
+        assert len(await enqueue(s, [ok], now)) == 1
+        assert await enqueue(s, [ok], now) == []
+        assert len(await enqueue(s, [Outbound(channel="console", to_user="wangfang", text=ok.text)], now)) == 1

@@ -224,6 +224,7 @@ async def make_bot(db: Database, clock: FakeClock, state: Any = None, **settings
 
     `state` replaces the runtime's state store: `clock_state(clock)`, or a RedisState on a test prefix.
     """
+    settings_kw.setdefault("confirm", "all")  # every reply to look at (a district's default is "abnormal")
     settings = Settings(database_url=db.url, **settings_kw)
     tb = TestBot(db, clock, settings, state=state)
     tb.seed = await community(db)
