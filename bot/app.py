@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -105,10 +106,14 @@ def missing_channels(settings: Settings) -> list[str]:
     return [NOT_CONFIGURED[k] for k, enabled in on.items() if not enabled]
 
 
-def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
-    """The web application. With `background` its startup runs the inbox workers, the outbox sender
-    and the scheduler; tests pass background=False and drive `pipeline.process_due()` and
-    `sender.run_once()` themselves."""
+ROLES = ("all", "web", "worker", "scheduler")
+
+
+def build_app(runtime: Runtime, *, background: bool = True, role: str = "all") -> web.Application:
+    """The web application. With `background` its startup runs what `role` asks for: "all" the
+    inbox workers, the outbox sender and the scheduler; "web" none of them (callbacks go into the
+    inbox and the Redis stream, for the worker processes); tests pass background=False and drive
+    `pipeline.process_due()` and `sender.run_once()` themselves."""
     # httperrors.middleware: bad input is a 400 with a reason on every route, never a 500.
     app = web.Application(client_max_size=64 * 1024, middlewares=[httperrors.middleware])
     app[RUNTIME_KEY] = runtime
@@ -121,6 +126,7 @@ def build_app(runtime: Runtime, *, background: bool = True) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     setup_web(app, runtime)
+    app["role"] = role
     if background:
         app.on_startup.append(_start_background)
     app.on_cleanup.append(_stop_background)
@@ -139,10 +145,17 @@ def _not_configured(message: str):
 
 
 async def _start_background(app: web.Application) -> None:
-    rt = app[RUNTIME_KEY]
-    rt.pipeline.start()
-    rt.sender.start()
-    app["scheduler"] = await start_scheduler(rt)
+    await start_role(app[RUNTIME_KEY], app.get("role", "all"), app)
+
+
+async def start_role(rt: Runtime, role: str, into: Any) -> None:
+    """Starts this process's part: "worker" the inbox workers and the outbox sender, "scheduler"
+    the scheduler (one leads among all processes: scheduler/leader.py), "all" both, "web" nothing."""
+    if role in ("all", "worker"):
+        rt.pipeline.start()
+        rt.sender.start()
+    if role in ("all", "scheduler"):
+        into["scheduler"] = await start_scheduler(rt)
 
 
 async def _stop_background(app: web.Application) -> None:
@@ -255,6 +268,14 @@ def cli_serve(args: Any) -> int:
     settings = load_settings()  # a bad setting: bot.cli prints one line naming it, exit 2
     host = getattr(args, "host", None) or settings.host
     port = getattr(args, "port", None) or settings.port
+    role = getattr(args, "role", None) or "all"
+    n_workers = getattr(args, "workers", None) or 0
+    if (role != "all" or n_workers) and not settings.redis_url:
+        log.warning("gridbot serve --role %s%s without GRIDBOT_REDIS_URL: processes share no stream, locks or "
+                    "dedup; new messages reach other processes' workers only by the database sweep",
+                    role, f" --workers {n_workers}" if n_workers else "")
+    if role in ("worker", "scheduler"):  # no HTTP: only the web processes listen
+        return _run_headless(settings, role)
     try:
         sock = listen_socket(host, port)
     except OSError as exc:
@@ -276,17 +297,104 @@ def cli_serve(args: Any) -> int:
     log.info("state: %s", "Redis" if settings.redis_url else "in-process (one process only; set GRIDBOT_REDIS_URL to share)")
     for line in missing_channels(settings):
         log.info("%s", line)
-    asyncio.run(_serve(settings, host, port, sock))
+    children = _start_workers(n_workers)
+    try:
+        # with worker processes of its own, this process is the web and the scheduler
+        asyncio.run(_serve(settings, host, port, sock, "web+scheduler" if n_workers and role == "all" else role,
+                           children))
+    finally:
+        _stop_workers(children)
     return 0
 
 
-async def _serve(settings: Settings, host: str, port: int, sock: Any = None) -> None:
+def _worker_cmd() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "bot", "serve", "--role", "worker"]
+
+
+def _start_workers(n: int) -> list[Any]:
+    """`gridbot serve --workers N`: N worker processes (`--role worker`), stopped with this one."""
+    import subprocess
+
+    procs = [subprocess.Popen(_worker_cmd()) for _ in range(n)]
+    if procs:
+        log.info("started %d worker processes (pids %s)", n, ", ".join(str(p.pid) for p in procs))
+    return procs
+
+
+async def _watch_workers(children: list[Any]) -> None:
+    """Starts again a worker process that died (its rows are taken over: stream claim, sweep)."""
+    import subprocess
+
+    while True:
+        await asyncio.sleep(1.0)
+        for i, p in enumerate(children):
+            if p.poll() is not None:
+                log.warning("worker process %s exited (%s); starting another", p.pid, p.returncode)
+                children[i] = subprocess.Popen(_worker_cmd())
+
+
+def _stop_workers(children: list[Any]) -> None:
+    import subprocess
+
+    for p in children:
+        if p.poll() is None:
+            p.terminate()
+    for p in children:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _run_headless(settings: Settings, role: str) -> int:
+    """`gridbot serve --role worker|scheduler`: the part without HTTP, until SIGTERM/SIGINT."""
+    from storage.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+    async def go() -> None:
+        import signal
+
+        rt = build_runtime(settings)
+        parts: dict[str, Any] = {}
+        await start_role(rt, role, parts)
+        log.info("gridbot %s running (pid %s)", role, os.getpid())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            sched = parts.get("scheduler")
+            if sched is not None:
+                with contextlib.suppress(Exception):
+                    await sched.shutdown()
+            await rt.pipeline.stop()
+            await rt.pipeline.inbox.close()
+            await rt.sender.stop()
+            for ch in rt.channels.values():
+                with contextlib.suppress(Exception):
+                    await ch.close()
+            await rt.state.close()
+            await rt.db.dispose()
+
+    asyncio.run(go())
+    return 0
+
+
+async def _serve(settings: Settings, host: str, port: int, sock: Any = None, role: str = "all",
+                 children: list[Any] | None = None) -> None:
     from bot.doctor import log_report
 
     rt = build_runtime(settings)
     await log_report(settings, rt.db)
     await warn_unreachable(rt)
-    app = build_app(rt)
+    app = build_app(rt, role="scheduler" if role == "web+scheduler" else role)
+    watcher = asyncio.ensure_future(_watch_workers(children)) if children else None
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = (web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port, backlog=1024))
@@ -302,6 +410,8 @@ async def _serve(settings: Settings, host: str, port: int, sock: Any = None) -> 
     try:
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await runner.cleanup()
         await rt.state.close()
         await rt.db.dispose()

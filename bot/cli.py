@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web server and the scheduler")
     s.add_argument("--host", help="address to listen on (default GRIDBOT_HOST, else 127.0.0.1)")
     s.add_argument("--port", type=int, help="port to listen on (default GRIDBOT_PORT, else 8080)")
+    s.add_argument("--role", choices=["all", "web", "worker", "scheduler"], default="all",
+                   help="this process's part: web (answers callbacks into the inbox and the Redis stream), "
+                        "worker (handles messages, sends the outbox), scheduler (timed jobs; one leads), "
+                        "all (default)")
+    s.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="also start N worker processes (--role worker) and stop them on exit; needs GRIDBOT_REDIS_URL")
 
     s = sub.add_parser("demo", help="play one simulated day of the example community")
     s.add_argument("--roster-path", action="store_true",
