@@ -42,6 +42,8 @@ DEDUP_TTL_S = 2 * 86400
 # Kinds whose text is a resident's words: typed, a 接龙 list, a voice message's transcript.
 READ_KINDS = ("text", "jielong", "voice")
 # WeCom app and AI-bot users are the same WeCom userids: a resident bound on one is known on both.
+# How old the map of staff's second channels may be when a sender is not found (`_alt_staff`).
+ALT_TTL_S = 60.0
 IDENTITY_CHANNELS = {"wecom": ("wecom", "aibot"), "aibot": ("aibot", "wecom")}
 
 
@@ -94,6 +96,8 @@ class Pipeline:
         self._in_flight: set[int] = set()
         self._tasks: list[asyncio.Task] = []
         self._overflow: list[int] = []
+        self._alt: dict[tuple[str, str], int] | None = None  # (channel, id) -> staff id (`_alt_staff`)
+        self._alt_at = 0.0
         inbox.on_new = self._offer
         # Test hook: runs after the handler, before the commit (to simulate a worker dying there).
         self.before_commit: Callable[[Job], Awaitable[None]] | None = None
@@ -199,6 +203,8 @@ class Pipeline:
             found = (await conn.execute(who)).all()
             job.identity.resident_id = _prefer([(i, c) for k, i, c in found if k == "r"], ib.channel)
             job.identity.staff_id = _prefer([(i, c) for k, i, c in found if k == "s"], ib.channel)
+            if job.identity.staff_id is None:  # a staff member's second channel (the bridge, say)
+                job.identity.staff_id = await self._alt_staff(conn, chans, ib.sender_id)
             if ib.chat_id:
                 job.identity.building_id = await conn.scalar(select(Building.id).where(Building.chat_id == ib.chat_id))
             await conn.rollback()
@@ -207,6 +213,24 @@ class Pipeline:
                 await call_next(job)
             finally:
                 job.conn = None
+
+    async def _alt_staff(self, conn: AsyncConnection, chans: tuple[str, ...], sender_id: str) -> int | None:
+        """The staff member with (channel, id) among their `alt_channels`: an in-process map of
+        every staff member's second channels, loaded again when a miss finds it over `ALT_TTL_S`
+        old (so a roster change is seen within a minute, and a stranger costs at most one load a
+        minute, not one a message)."""
+        now = time.monotonic()
+        if self._alt is None or now - self._alt_at > ALT_TTL_S:
+            alt: dict[tuple[str, str], int] = {}
+            for sid, chans_json in await conn.execute(select(Staff.id, Staff.alt_channels).order_by(Staff.id)):
+                for c in chans_json or ():
+                    if isinstance(c, dict) and c.get("channel") and c.get("id"):
+                        alt.setdefault((str(c["channel"]), str(c["id"])), sid)
+            self._alt, self._alt_at = alt, now
+        for ch in chans:
+            if (ch, sender_id) in self._alt:
+                return self._alt[(ch, sender_id)]
+        return None
 
     async def sender_lock(self, job: Job, call_next: Next) -> None:
         """Two quick messages from one person are handled one after the other, never racing on
