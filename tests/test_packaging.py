@@ -111,6 +111,9 @@ def test_installed_init_and_import_the_packaged_roster(installed, tmp_path):
     _run([gridbot, "init"], cwd=work, env=env)
     first = _run([gridbot, "import", roster], cwd=work, env=env).stdout
     assert "居民" in first
+    # --example is the same roster with its quarantine dates moved to today: those rows change once.
+    moved = _run([gridbot, "import", "--example"], cwd=work, env=env).stdout
+    assert "平移" in moved or "没有变化" in moved
     again = _run([gridbot, "import", "--example"], cwd=work, env=env).stdout
     assert "没有变化" in again
     bench = subprocess.run([gridbot, "bench", "parse"], cwd=work, env=env, capture_output=True, text=True,
