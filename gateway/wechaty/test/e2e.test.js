@@ -170,10 +170,12 @@ test('transcript of the morning in 5号院', async t => {
   }
   const gl = ((w.oldLogs ?? '') + w.gridbot.log).split('\n')
   for (const l of gl) {
-    const m = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ (handlers\.\S+|bot\.channels\.bridge): (.*)$/.exec(l)
+    // gridbot logs in its own time zone with the offset shown ("2026-02-10 08:00:01,234 +0800 INFO …")
+    const m = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})(?: ([+-]\d\d)(\d\d))? \w+ (handlers\.\S+|bot\.channels\.bridge): (.*)$/.exec(l)
     if (m) {
-      const at = Date.parse(m[1].replace(' ', 'T') + '.' + m[2] + 'Z')
-      lines.push([at, `${hhmmss(at)}  gridbot: ${m[3]}: ${m[4]}`])
+      const zone = m[3] ? `${m[3]}:${m[4]}` : 'Z'
+      const at = Date.parse(m[1].replace(' ', 'T') + '.' + m[2] + zone)
+      lines.push([at, `${hhmmss(at)}  gridbot: ${m[5]}: ${m[6]}`])
     }
   }
   for (const l of w.gatewayLog) {
