@@ -107,6 +107,7 @@ def missing_channels(settings: Settings) -> list[str]:
 
 
 ROLES = ("all", "web", "worker", "scheduler")
+ROLE_KEY = web.AppKey("role", str)
 
 
 def build_app(runtime: Runtime, *, background: bool = True, role: str = "all") -> web.Application:
@@ -126,7 +127,7 @@ def build_app(runtime: Runtime, *, background: bool = True, role: str = "all") -
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     setup_web(app, runtime)
-    app["role"] = role
+    app[ROLE_KEY] = role
     if background:
         app.on_startup.append(_start_background)
     app.on_cleanup.append(_stop_background)
@@ -145,7 +146,7 @@ def _not_configured(message: str):
 
 
 async def _start_background(app: web.Application) -> None:
-    await start_role(app[RUNTIME_KEY], app.get("role", "all"), app)
+    await start_role(app[RUNTIME_KEY], app.get(ROLE_KEY, "all"), app)
 
 
 async def start_role(rt: Runtime, role: str, into: Any) -> None:
