@@ -65,6 +65,9 @@ export async function makeWorld () {
     GRIDBOT_BRIDGE_SECRET: SECRET,
     GRIDBOT_BRIDGE_SEND_URL: w.gateway.url,
     GRIDBOT_BRIDGE_RATE: '600',
+    // every check-in confirmed privately, so the tests can see a safe report arrive (a district's
+    // default is GRIDBOT_CONFIRM=abnormal)
+    GRIDBOT_CONFIRM: 'all',
     GRIDBOT_BRIDGE_BOT_ID: w.me.id,
     GRIDBOT_WECOM_API_BASE: w.wecom.url,
     GRIDBOT_WECOM_CORP_ID: WECOM.corp,
