@@ -160,8 +160,11 @@ async def start_role(rt: Runtime, role: str, into: Any) -> None:
 
 
 async def _stop_background(app: web.Application) -> None:
-    rt = app[RUNTIME_KEY]
-    sched = app.get("scheduler")
+    await stop_parts(app[RUNTIME_KEY], app.get("scheduler"))
+
+
+async def stop_parts(rt: Runtime, sched: Any) -> None:
+    """The one shutdown order of a process's parts: scheduler, workers, inbox, sender, channels."""
     if sched is not None:
         with contextlib.suppress(Exception):
             await sched.shutdown()
@@ -370,16 +373,7 @@ def _run_headless(settings: Settings, role: str) -> int:
         try:
             await stop.wait()
         finally:
-            sched = parts.get("scheduler")
-            if sched is not None:
-                with contextlib.suppress(Exception):
-                    await sched.shutdown()
-            await rt.pipeline.stop()
-            await rt.pipeline.inbox.close()
-            await rt.sender.stop()
-            for ch in rt.channels.values():
-                with contextlib.suppress(Exception):
-                    await ch.close()
+            await stop_parts(rt, parts.get("scheduler"))
             await rt.state.close()
             await rt.db.dispose()
 
