@@ -359,19 +359,12 @@ def _run_headless(settings: Settings, role: str) -> int:
     upgrade(settings.database_url)
 
     async def go() -> None:
-        import signal
-
         rt = build_runtime(settings)
         parts: dict[str, Any] = {}
         await start_role(rt, role, parts)
         log.info("gridbot %s running (pid %s)", role, os.getpid())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await until_signalled()
         finally:
             await stop_parts(rt, parts.get("scheduler"))
             await rt.state.close()
@@ -379,6 +372,18 @@ def _run_headless(settings: Settings, role: str) -> int:
 
     asyncio.run(go())
     return 0
+
+
+async def until_signalled() -> None:
+    """Waits for SIGINT or SIGTERM: how every role of `gridbot serve` is told to stop."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 async def _serve(settings: Settings, host: str, port: int, sock: Any = None, role: str = "all",
@@ -395,15 +400,8 @@ async def _serve(settings: Settings, host: str, port: int, sock: Any = None, rol
     site = (web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port, backlog=1024))
     await site.start()
     log.info("gridbot listening on http://%s:%s (channels: %s)", host, port, ", ".join(sorted(rt.channels)))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         if watcher is not None:
             watcher.cancel()
